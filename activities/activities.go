@@ -1,0 +1,62 @@
+// Package activities holds everything the lip-sync workflow does to the
+// world: calls to the Chamelaion API, writes to PostgreSQL and notifications
+// to humans. Each activity is a method on Activities, which holds the
+// dependencies; the workflow calls them through a nil *Activities.
+//
+// Activities turn the API client's error classification into Temporal
+// errors: permanent causes become non-retryable ApplicationErrors whose type
+// is the client's stable type string; retryable causes become retryable
+// ApplicationErrors, with NextRetryDelay set to the wait the server advised.
+package activities
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+	"github.com/chamelaion-lipsync/worker/store"
+)
+
+// API is the part of the Chamelaion client the activities use.
+type API interface {
+	Generate(ctx context.Context, req chamelaion.GenerateRequest) (chamelaion.GenerateResponse, error)
+	GenerateWithMedia(ctx context.Context, req chamelaion.GenerateWithMediaRequest) (chamelaion.GenerateResponse, error)
+	GetRequest(ctx context.Context, idOrReferenceID string) (chamelaion.Request, error)
+	ListRequests(ctx context.Context, opts chamelaion.ListOptions) (chamelaion.RequestPage, error)
+}
+
+// Store is the part of the job store the activities use.
+type Store interface {
+	RecordJob(ctx context.Context, j store.NewJob) error
+	UpdateJob(ctx context.Context, u store.JobUpdate) (bool, error)
+	RecordEscalation(ctx context.Context, e store.NewEscalation) (store.Escalation, bool, error)
+	MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error
+}
+
+// Activities holds the dependencies of every activity.
+type Activities struct {
+	// API is the Chamelaion client. Required by Submit and CheckStatus.
+	API API
+	// Store records jobs and escalations. Required.
+	Store Store
+	// Logger receives one structured line per escalation and per notable
+	// event. Defaults to slog.Default().
+	Logger *slog.Logger
+	// WebhookURL receives a Slack-compatible message for every escalation;
+	// "" means escalations are recorded and logged only.
+	WebhookURL string
+	// HTTPClient delivers webhooks. Defaults to a client with a 10s timeout.
+	HTTPClient *http.Client
+	// WebUIURL is the Temporal Web UI's base URL, for links in escalations.
+	WebUIURL string
+	// Namespace is the Temporal namespace, for links in escalations.
+	Namespace string
+}
+
+func (a *Activities) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,325 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+	"github.com/chamelaion-lipsync/worker/emulator"
+	"github.com/chamelaion-lipsync/worker/internal/localpg"
+	"github.com/chamelaion-lipsync/worker/store"
+	"github.com/chamelaion-lipsync/worker/workflows"
+)
+
+func TestMain(m *testing.M) { os.Exit(localpg.MainWithPostgres(m)) }
+
+const testKey = "sk-test-SECRET-7781"
+
+// fixture is the real activities wired to a real store (a fresh database)
+// and the emulator, inside a time-skipping workflow environment whose clock
+// the emulator shares, so a job's lifecycle follows workflow time.
+type fixture struct {
+	t     *testing.T
+	env   *testsuite.TestWorkflowEnvironment
+	emu   *emulator.Emulator
+	store *store.Store
+	acts  *activities.Activities
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, localpg.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	_, _, err = st.Migrate(ctx)
+	require.NoError(t, err)
+
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(2 * time.Minute)
+	emu, err := emulator.New(emulator.Config{
+		APIKeys:       map[string]string{testKey: "test"},
+		QueuedFor:     20 * time.Second,
+		ProcessingFor: time.Minute,
+		Clock:         env.Now,
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(srv.Close)
+	api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	acts := &activities.Activities{API: api, Store: st, WebUIURL: "http://ui.example:8233", Namespace: "default"}
+
+	wfs := &workflows.Workflows{Defaults: workflows.Settings{
+		Poll:            workflows.PollSchedule{Initial: 5 * time.Second, Max: time.Minute, Coefficient: 2},
+		StuckAfter:      10 * time.Minute,
+		Deadline:        24 * time.Hour,
+		RequestTimeout:  2 * time.Second,
+		RetryInitial:    time.Second,
+		RetryMax:        time.Minute,
+		RetryMaxElapsed: 30 * time.Minute,
+		NotifyTimeout:   5 * time.Second,
+		MaxPollsPerRun:  200,
+		SubmitTaskQueue: "lipsync-submit",
+	}}
+	env.RegisterWorkflowWithOptions(wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	env.RegisterActivity(acts)
+	return &fixture{t: t, env: env, emu: emu, store: st, acts: acts}
+}
+
+func (f *fixture) run(ref string) (workflows.LipSyncResult, error) {
+	f.env.ExecuteWorkflow(workflows.WorkflowName, workflows.LipSyncInput{
+		Video:       "https://cdn.example.com/" + ref + ".mp4?X-Amz-Signature=SIGSECRET",
+		Audio:       "https://cdn.example.com/" + ref + ".wav?X-Amz-Signature=SIGSECRET",
+		ReferenceID: ref,
+	})
+	require.True(f.t, f.env.IsWorkflowCompleted())
+	if err := f.env.GetWorkflowError(); err != nil {
+		return workflows.LipSyncResult{}, err
+	}
+	var res workflows.LipSyncResult
+	require.NoError(f.t, f.env.GetWorkflowResult(&res))
+	return res, nil
+}
+
+// workflowID is the test environment's default workflow ID.
+const workflowID = "default-test-workflow-id"
+
+func TestJobCompletesAndIsRecorded(t *testing.T) {
+	f := newFixture(t)
+	res, err := f.run("ok-1")
+	require.NoError(t, err)
+	require.Equal(t, "completed", res.Status)
+	require.False(t, res.Adopted)
+	// Queued 20s + processing 60s, seen by a 5s-doubling schedule.
+	require.GreaterOrEqual(t, res.Duration, 80*time.Second)
+
+	job, err := f.store.GetJob(context.Background(), workflowID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCompleted, job.Status)
+	require.Equal(t, res.RequestID, *job.RequestID)
+	require.Equal(t, res.OutputURL, *job.OutputURL)
+	require.Equal(t, res.StatusChecks, job.StatusChecks)
+	require.Equal(t, "https://cdn.example.com/ok-1.mp4", job.VideoSource, "query strings are not stored")
+
+	events, err := f.store.ListJobEvents(context.Background(), workflowID)
+	require.NoError(t, err)
+	var statuses []string
+	for _, e := range events {
+		statuses = append(statuses, string(e.Status))
+	}
+	require.Equal(t, []string{"pending", "submitted", "queued", "processing", "completed"}, statuses)
+	require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["ok-1"])
+}
+
+func TestLostSubmissionResponseIsAdoptedNotDuplicated(t *testing.T) {
+	for _, mode := range []string{"reset", "hang"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			require.NoError(t, f.emu.SetScenario(emulator.Scenario{ReferenceID: "lost", LoseResponses: 1, LoseMode: mode}))
+			res, err := f.run("lost")
+			require.NoError(t, err)
+			require.True(t, res.Adopted)
+			st := f.emu.Stats()
+			require.Equal(t, 1, st.JobsByReferenceID["lost"], "exactly one vendor job")
+			require.Equal(t, 1, st.LostResponses)
+		})
+	}
+}
+
+func TestRateLimitAndServerErrorsAreRetriedNotEscalated(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.emu.SetScenario(emulator.Scenario{
+		ReferenceID:  "flaky",
+		SubmitFaults: []emulator.Fault{{Status: 429, Headers: map[string]string{"Retry-After": "3"}}, {Status: 503}, {Status: 500}},
+		StatusFaults: []emulator.Fault{{Status: 504}},
+	}))
+	res, err := f.run("flaky")
+	require.NoError(t, err)
+	require.Equal(t, "completed", res.Status)
+	escs, err := f.store.ListEscalations(context.Background(), workflowID)
+	require.NoError(t, err)
+	require.Empty(t, escs)
+	require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["flaky"])
+}
+
+func TestQuotaExceededEscalatesOnceWithTheCause(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.emu.SetScenario(emulator.Scenario{ReferenceID: "quota", SubmitFaults: []emulator.Fault{{Status: 412}}}))
+	_, err := f.run("quota")
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.Equal(t, chamelaion.TypeQuotaExceeded, appErr.Type())
+	require.Contains(t, err.Error(), "token limit reached")
+
+	ctx := context.Background()
+	job, err := f.store.GetJob(ctx, workflowID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, job.Status)
+	require.Equal(t, chamelaion.TypeQuotaExceeded, *job.ErrorType)
+	require.Equal(t, 412, *job.HTTPStatus)
+	escs, err := f.store.ListEscalations(ctx, workflowID)
+	require.NoError(t, err)
+	require.Len(t, escs, 1)
+	require.Equal(t, "failure", escs[0].Kind)
+	require.Equal(t, 412, *escs[0].HTTPStatus)
+	require.Equal(t, "http://ui.example:8233/namespaces/default/workflows/"+workflowID, escs[0].WebUIURL)
+	require.NotNil(t, escs[0].NotifiedAt, "delivered (to the log) and marked")
+	require.Zero(t, f.emu.Stats().JobsByReferenceID["quota"])
+}
+
+func TestEscalateIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	require.NoError(t, f.acts.RecordJob(ctx, activities.RecordJobInput{WorkflowID: "wf-1", ReferenceID: "r1", Video: "https://v/x", Audio: "https://a/y"}))
+	var aenv testsuite.WorkflowTestSuite
+	env := aenv.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	in := activities.EscalateInput{WorkflowID: "wf-1", ReferenceID: "r1", Attempt: 1, Kind: activities.KindFailure, Reason: "JobFailed", Message: "video URL is not accessible"}
+	var first, second activities.EscalateResult
+	v, err := env.ExecuteActivity(f.acts.Escalate, in)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&first))
+	v, err = env.ExecuteActivity(f.acts.Escalate, in)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&second))
+	require.True(t, first.Created)
+	require.False(t, second.Created)
+	require.Equal(t, first.EscalationID, second.EscalationID)
+	escs, err := f.store.ListEscalations(ctx, "wf-1")
+	require.NoError(t, err)
+	require.Len(t, escs, 1)
+}
+
+func TestWebhookReceivesSlackMessageAndFailuresAreRetryable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var bodies []map[string]any
+	fail := true
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		var m map[string]any
+		b, _ := io.ReadAll(r.Body)
+		require.NoError(t, json.Unmarshal(b, &m))
+		require.Equal(t, "application/json", r.Header.Get("Content-Type"))
+		bodies = append(bodies, m)
+	}))
+	defer hook.Close()
+	f.acts.WebhookURL = hook.URL + "/services/T0/B0/HOOKSECRET"
+
+	require.NoError(t, f.acts.RecordJob(ctx, activities.RecordJobInput{WorkflowID: "wf-2", ReferenceID: "r2", Video: "https://v/x", Audio: "https://a/y"}))
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	esc := activities.EscalateInput{WorkflowID: "wf-2", ReferenceID: "r2", RequestID: "req-2", Attempt: 1, Kind: activities.KindFailure, Reason: "QuotaExceeded", HTTPStatus: 412, Message: "token limit reached"}
+	v, err := env.ExecuteActivity(f.acts.Escalate, esc)
+	require.NoError(t, err)
+	var res activities.EscalateResult
+	require.NoError(t, v.Get(&res))
+
+	notify := activities.NotifyInput{EscalationID: res.EscalationID, Escalation: esc, WebUIURL: res.WebUIURL}
+	_, err = env.ExecuteActivity(f.acts.NotifyHuman, notify)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "502")
+	require.NotContains(t, err.Error(), "HOOKSECRET")
+	escs, err := f.store.ListEscalations(ctx, "wf-2")
+	require.NoError(t, err)
+	require.Nil(t, escs[0].NotifiedAt, "not delivered yet")
+
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	_, err = env.ExecuteActivity(f.acts.NotifyHuman, notify)
+	require.NoError(t, err)
+	require.Len(t, bodies, 1)
+	text, _ := bodies[0]["text"].(string)
+	require.Contains(t, text, "r2")
+	require.Contains(t, text, "QuotaExceeded")
+	require.Contains(t, text, "token limit reached")
+	blocks, _ := json.Marshal(bodies[0]["blocks"])
+	require.Contains(t, string(blocks), res.WebUIURL)
+	escs, err = f.store.ListEscalations(ctx, "wf-2")
+	require.NoError(t, err)
+	require.NotNil(t, escs[0].NotifiedAt)
+}
+
+func TestWebhookUnreachableNeverLeaksItsURL(t *testing.T) {
+	f := newFixture(t)
+	f.acts.WebhookURL = "http://127.0.0.1:1/services/HOOKSECRET"
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	_, err := env.ExecuteActivity(f.acts.NotifyHuman, activities.NotifyInput{EscalationID: 1, Escalation: activities.EscalateInput{WorkflowID: "wf"}})
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "HOOKSECRET")
+}
+
+func TestSubmitUploadsLocalFiles(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	video := filepath.Join(dir, "v.mp4")
+	audio := filepath.Join(dir, "a.wav")
+	require.NoError(t, os.WriteFile(video, []byte(strings.Repeat("v", 1<<20)), 0o600))
+	require.NoError(t, os.WriteFile(audio, []byte(strings.Repeat("a", 1<<10)), 0o600))
+	f.env.ExecuteWorkflow(workflows.WorkflowName, workflows.LipSyncInput{Video: "file://" + video, Audio: "file://" + audio, ReferenceID: "upload"})
+	require.NoError(t, f.env.GetWorkflowError())
+	require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["upload"])
+
+	f2 := newFixture(t)
+	f2.env.ExecuteWorkflow(workflows.WorkflowName, workflows.LipSyncInput{Video: "file://" + filepath.Join(dir, "missing.mp4"), Audio: "file://" + audio, ReferenceID: "missing"})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(f2.env.GetWorkflowError(), &appErr))
+	require.Equal(t, activities.TypeMediaUnreadable, appErr.Type())
+}
+
+func TestLocalMediaPath(t *testing.T) {
+	cases := []struct {
+		in     string
+		path   string
+		isFile bool
+		ok     bool
+	}{
+		{"https://cdn/x.mp4?sig=1", "", false, true},
+		{"http://cdn/x.mp4", "", false, true},
+		{"file:///data/x.mp4", "/data/x.mp4", true, true},
+		{"file://relative/x.mp4", "", false, false},
+		{"ftp://cdn/x", "", false, false},
+		{"", "", false, false},
+		{"https:///nohost", "", false, false},
+		{"/data/x.mp4", "", false, false},
+	}
+	for _, tc := range cases {
+		p, isFile, err := activities.LocalMediaPath(tc.in)
+		if !tc.ok {
+			require.Error(t, err, tc.in)
+			require.NotContains(t, err.Error(), "sig=", tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.path, p)
+		require.Equal(t, tc.isFile, isFile)
+	}
+}

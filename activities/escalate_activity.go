@@ -1,0 +1,195 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/chamelaion-lipsync/worker/store"
+)
+
+// Escalation kinds.
+const (
+	// KindFailure: the job cannot finish without a human.
+	KindFailure = "failure"
+	// KindStuck: the job is still waiting, for longer than it should.
+	KindStuck = "stuck"
+)
+
+// EscalateInput is one reason to put a job in front of a human.
+type EscalateInput struct {
+	WorkflowID  string
+	ReferenceID string
+	RequestID   string
+	Attempt     int
+	// Kind is KindFailure or KindStuck.
+	Kind string
+	// Reason is a stable type string: an API failure type such as
+	// QuotaExceeded, or JobFailed, DeadlineExceeded, RetriesExhausted, Stuck.
+	Reason     string
+	HTTPStatus int
+	Message    string
+}
+
+// EscalateResult identifies the durable escalation record.
+type EscalateResult struct {
+	EscalationID int64
+	// Created is false when a retried activity found the record written.
+	Created  bool
+	WebUIURL string
+}
+
+// Escalate records an escalation durably, before anyone is told: for a
+// failure it marks the job failed with the cause, then writes the
+// escalation row. Both writes are idempotent (the row is keyed by workflow,
+// attempt and kind), so a retried activity never writes twice. It always
+// emits one structured log line.
+func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateResult, error) {
+	if in.Kind != KindFailure && in.Kind != KindStuck {
+		return EscalateResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("escalate: unknown kind %q", in.Kind), TypeInvalidInput, nil)
+	}
+	link := a.workflowLink(in.WorkflowID)
+	if in.Kind == KindFailure {
+		now := time.Now().UTC()
+		if _, err := a.Store.UpdateJob(ctx, store.JobUpdate{
+			WorkflowID:   in.WorkflowID,
+			Attempt:      in.Attempt,
+			Status:       store.StatusFailed,
+			RequestID:    in.RequestID,
+			ErrorType:    in.Reason,
+			ErrorMessage: in.Message,
+			HTTPStatus:   in.HTTPStatus,
+			FinishedAt:   &now,
+			Message:      in.Reason + ": " + in.Message,
+		}); err != nil {
+			return EscalateResult{}, storeError("record failure", err)
+		}
+	}
+	esc, created, err := a.Store.RecordEscalation(ctx, store.NewEscalation{
+		Key:        fmt.Sprintf("%s/%d/%s", in.WorkflowID, in.Attempt, in.Kind),
+		WorkflowID: in.WorkflowID,
+		Attempt:    in.Attempt,
+		Kind:       in.Kind,
+		Reason:     in.Reason,
+		HTTPStatus: in.HTTPStatus,
+		Message:    in.Message,
+		WebUIURL:   link,
+	})
+	if err != nil {
+		return EscalateResult{}, storeError("record escalation", err)
+	}
+	a.logger().Warn("job escalated to a human",
+		"kind", in.Kind, "reason", in.Reason, "http_status", in.HTTPStatus, "message", in.Message,
+		"workflow_id", in.WorkflowID, "reference_id", in.ReferenceID, "request_id", in.RequestID,
+		"attempt", in.Attempt, "escalation_id", esc.ID, "first_record", created, "web_ui", link)
+	return EscalateResult{EscalationID: esc.ID, Created: created, WebUIURL: link}, nil
+}
+
+// NotifyInput is the message delivered to a human for one escalation.
+type NotifyInput struct {
+	EscalationID int64
+	Escalation   EscalateInput
+	WebUIURL     string
+}
+
+// NotifyHuman delivers an escalation to the configured webhook as a
+// Slack-compatible JSON message, then marks the escalation notified. A
+// failed delivery is retried by Temporal; the durable record was written
+// before, so a webhook outage never loses an escalation. Without a webhook
+// the log line Escalate wrote is the notification.
+func (a *Activities) NotifyHuman(ctx context.Context, in NotifyInput) error {
+	if a.WebhookURL != "" {
+		if err := a.postWebhook(ctx, in); err != nil {
+			return err
+		}
+	}
+	if err := a.Store.MarkEscalationNotified(ctx, in.EscalationID, ""); err != nil {
+		return storeError("mark escalation notified", err)
+	}
+	return nil
+}
+
+// slackMessage is the subset of Slack's incoming-webhook payload we send;
+// most chat tools accept it.
+type slackMessage struct {
+	Text   string       `json:"text"`
+	Blocks []slackBlock `json:"blocks,omitempty"`
+}
+
+type slackBlock struct {
+	Type string     `json:"type"`
+	Text *slackText `json:"text,omitempty"`
+}
+
+type slackText struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+func (a *Activities) postWebhook(ctx context.Context, in NotifyInput) error {
+	e := in.Escalation
+	title := fmt.Sprintf("Lip-sync job %s needs a human: %s", e.ReferenceID, e.Reason)
+	if e.Kind == KindStuck {
+		title = fmt.Sprintf("Lip-sync job %s looks stuck", e.ReferenceID)
+	}
+	var detail strings.Builder
+	fmt.Fprintf(&detail, "*%s*\n%s\n", title, e.Message)
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&detail, "HTTP status: %d\n", e.HTTPStatus)
+	}
+	fmt.Fprintf(&detail, "Workflow: <%s|%s>  request: %s  attempt: %d", in.WebUIURL, e.WorkflowID, e.RequestID, e.Attempt)
+	body, err := json.Marshal(slackMessage{
+		Text:   title + ": " + e.Message,
+		Blocks: []slackBlock{{Type: "section", Text: &slackText{Type: "mrkdwn", Text: detail.String()}}},
+	})
+	if err != nil {
+		return fmt.Errorf("notify: encode message: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		// The URL is a secret: say what failed, not what it was.
+		return temporal.NewNonRetryableApplicationError("notify: NOTIFY_WEBHOOK_URL is not a valid URL", TypeInvalidInput, nil)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := a.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		// url.Error repeats the URL, which embeds the webhook's token.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return temporal.NewApplicationError(fmt.Sprintf("notify: webhook delivery failed: %v", err), "WebhookUnavailable")
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return temporal.NewApplicationError(fmt.Sprintf("notify: webhook answered HTTP %d", resp.StatusCode), "WebhookUnavailable")
+	}
+	return nil
+}
+
+// workflowLink is the Web UI page of a workflow (its latest run).
+func (a *Activities) workflowLink(workflowID string) string {
+	base := strings.TrimRight(a.WebUIURL, "/")
+	if base == "" {
+		base = "http://localhost:8233"
+	}
+	ns := a.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", base, url.PathEscape(ns), url.PathEscape(workflowID))
+}

@@ -1,0 +1,212 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+	"github.com/chamelaion-lipsync/worker/config"
+	"github.com/chamelaion-lipsync/worker/store"
+)
+
+// RecordJobInput is the job as first recorded in PostgreSQL.
+type RecordJobInput struct {
+	WorkflowID  string
+	ReferenceID string
+	BatchID     string
+	// Video and Audio are the media sources; they are stored with their
+	// query strings removed, since pre-signed URLs carry credentials there.
+	Video string
+	Audio string
+}
+
+// RecordJob writes the job's row in state pending. Recording the same job
+// again is a no-op, so retries and continued runs are harmless.
+func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
+	err := a.Store.RecordJob(ctx, store.NewJob{
+		WorkflowID:  in.WorkflowID,
+		ReferenceID: in.ReferenceID,
+		BatchID:     in.BatchID,
+		VideoSource: config.RedactURL(in.Video),
+		AudioSource: config.RedactURL(in.Audio),
+	})
+	if err != nil {
+		return storeError("record job", err)
+	}
+	return nil
+}
+
+// SubmitInput is one submission of a job to the API.
+type SubmitInput struct {
+	WorkflowID  string
+	ReferenceID string
+	// Attempt counts the job's submissions: 1, then one more for every
+	// resubmission a human asks for.
+	Attempt int
+	// Video and Audio are http(s) URLs the vendor downloads, or file://
+	// references to files the worker uploads. Both must be of one kind.
+	Video                         string
+	Audio                         string
+	DisableActiveSpeakerDetection bool
+	// KnownRequestIDs are the requests of earlier submissions of this job;
+	// they are never adopted.
+	KnownRequestIDs []string
+}
+
+// SubmitResult says which vendor request now carries the job.
+type SubmitResult struct {
+	RequestID string
+	// Adopted is true when an earlier, unanswered activity attempt had in
+	// fact created the request, and it was adopted instead of creating a
+	// second one.
+	Adopted     bool
+	SubmittedAt time.Time
+}
+
+// Submit creates the job at the vendor, idempotently: on any activity retry
+// it first asks the API whether a request with the job's reference_id
+// already exists (an earlier attempt may have been accepted although its
+// answer was lost) and adopts it rather than paying for the job twice.
+func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, error) {
+	if in.ReferenceID == "" || in.WorkflowID == "" {
+		return SubmitResult{}, temporal.NewNonRetryableApplicationError("submit: reference_id and workflow_id are required", TypeInvalidInput, nil)
+	}
+	log := activity.GetLogger(ctx)
+	var res SubmitResult
+	if activity.GetInfo(ctx).Attempt > 1 {
+		existing, err := a.findEarlierSubmission(ctx, in)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		if existing != "" {
+			log.Info("adopting a request created by an earlier attempt", "RequestId", existing, "ReferenceId", in.ReferenceID)
+			res = SubmitResult{RequestID: existing, Adopted: true}
+		}
+	}
+	if res.RequestID == "" {
+		resp, err := a.generate(ctx, in)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		res = SubmitResult{RequestID: resp.RequestID}
+	}
+	res.SubmittedAt = time.Now().UTC()
+	message := "submitted"
+	if res.Adopted {
+		message = "adopted the request an unanswered attempt had created"
+	}
+	if _, err := a.Store.UpdateJob(ctx, store.JobUpdate{
+		WorkflowID:  in.WorkflowID,
+		Attempt:     in.Attempt,
+		Status:      store.StatusSubmitted,
+		RequestID:   res.RequestID,
+		SubmittedAt: &res.SubmittedAt,
+		Message:     message,
+	}); err != nil {
+		// The request exists at the vendor; the retry adopts it.
+		return SubmitResult{}, storeError("record submission", err)
+	}
+	return res, nil
+}
+
+// findEarlierSubmission returns the newest request with the job's
+// reference_id that no earlier submission of the job owns, or "".
+func (a *Activities) findEarlierSubmission(ctx context.Context, in SubmitInput) (string, error) {
+	page, err := a.API.ListRequests(ctx, chamelaion.ListOptions{ReferenceID: in.ReferenceID, Limit: 100})
+	if err != nil {
+		return "", ClassifiedError("look for an earlier submission", err)
+	}
+	for _, r := range page.Data { // newest first
+		if r.ReferenceID == in.ReferenceID && !slices.Contains(in.KnownRequestIDs, r.ID) {
+			return r.ID, nil
+		}
+	}
+	return "", nil
+}
+
+func (a *Activities) generate(ctx context.Context, in SubmitInput) (chamelaion.GenerateResponse, error) {
+	videoPath, videoIsFile, err := LocalMediaPath(in.Video)
+	if err != nil {
+		return chamelaion.GenerateResponse{}, temporal.NewNonRetryableApplicationError("submit: video: "+err.Error(), TypeInvalidInput, nil)
+	}
+	audioPath, audioIsFile, err := LocalMediaPath(in.Audio)
+	if err != nil {
+		return chamelaion.GenerateResponse{}, temporal.NewNonRetryableApplicationError("submit: audio: "+err.Error(), TypeInvalidInput, nil)
+	}
+	if videoIsFile != audioIsFile {
+		return chamelaion.GenerateResponse{}, temporal.NewNonRetryableApplicationError("submit: video and audio must both be URLs or both be files", TypeInvalidInput, nil)
+	}
+	if !videoIsFile {
+		resp, err := a.API.Generate(ctx, chamelaion.GenerateRequest{
+			ReferenceID:                   in.ReferenceID,
+			DisableActiveSpeakerDetection: in.DisableActiveSpeakerDetection,
+			VideoURL:                      in.Video,
+			AudioURL:                      in.Audio,
+		})
+		if err != nil {
+			return resp, ClassifiedError("submit", err)
+		}
+		return resp, nil
+	}
+	video, err := os.Open(videoPath)
+	if err != nil {
+		return chamelaion.GenerateResponse{}, mediaError("video", err)
+	}
+	defer video.Close()
+	audio, err := os.Open(audioPath)
+	if err != nil {
+		return chamelaion.GenerateResponse{}, mediaError("audio", err)
+	}
+	defer audio.Close()
+	resp, err := a.API.GenerateWithMedia(ctx, chamelaion.GenerateWithMediaRequest{
+		Video:                         chamelaion.MediaFile{Name: filepath.Base(videoPath), Content: video},
+		Audio:                         chamelaion.MediaFile{Name: filepath.Base(audioPath), Content: audio},
+		ReferenceID:                   in.ReferenceID,
+		DisableActiveSpeakerDetection: in.DisableActiveSpeakerDetection,
+	})
+	if err != nil {
+		return resp, ClassifiedError("submit with media", err)
+	}
+	return resp, nil
+}
+
+func mediaError(which string, err error) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("submit: cannot read the %s file: %v", which, err), TypeMediaUnreadable, nil)
+}
+
+// LocalMediaPath tells a media source's kind: for a file:// reference it
+// returns the local path and true; for an http(s) URL, "" and false. Anything
+// else is an error that says what is accepted (without repeating the value,
+// which may carry credentials).
+func LocalMediaPath(source string) (string, bool, error) {
+	if strings.TrimSpace(source) == "" {
+		return "", false, fmt.Errorf("is empty")
+	}
+	u, err := url.Parse(source)
+	if err != nil {
+		return "", false, fmt.Errorf("is not a valid URL")
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return "", false, fmt.Errorf("has no host")
+		}
+		return "", false, nil
+	case "file":
+		if u.Path == "" || !filepath.IsAbs(u.Path) {
+			return "", false, fmt.Errorf("file references must be absolute, as file:///path/to/media")
+		}
+		return u.Path, true, nil
+	default:
+		return "", false, fmt.Errorf("must be an http(s) URL or a file:///absolute/path reference")
+	}
+}

@@ -1,0 +1,244 @@
+// Command localstack runs the whole product on one machine, for a first look
+// and for demos: a PostgreSQL cluster and a Temporal dev server (with its
+// Web UI) that it owns under .stack/, the Chamelaion emulator, the worker,
+// and a demo batch of jobs with a mix of outcomes. Ctrl-C stops everything
+// it started; running it again reuses what it built and the data it kept.
+//
+//	go run ./cmd/localstack            (what `make run` does)
+//	go run ./cmd/localstack --no-demo  (the stack only)
+//
+// Set CHAMELAION_BASE_URL and CHAMELAION_API_KEY to point the worker at the
+// real API instead of the emulator (the demo is then skipped).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/chamelaion-lipsync/worker/internal/localpg"
+	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
+	"github.com/chamelaion-lipsync/worker/lipsync"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "localstack: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	dir          string
+	temporalPort int
+	uiPort       int
+	emulatorAddr string
+	demo         bool
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("localstack", flag.ContinueOnError)
+	fs.StringVar(&o.dir, "dir", ".stack", "folder for the stack's binaries, data and logs (kept between runs)")
+	fs.IntVar(&o.temporalPort, "temporal-port", 7233, "Temporal frontend port")
+	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port")
+	fs.StringVar(&o.emulatorAddr, "emulator-addr", "127.0.0.1:8090", "emulator listen address")
+	fs.BoolVar(&o.demo, "demo", true, "submit the demo jobs")
+	noDemo := fs.Bool("no-demo", false, "do not submit the demo jobs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *noDemo {
+		o.demo = false
+	}
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	step(out, "building the worker, starter and emulator")
+	bin := filepath.Join(dir, "bin")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./worker", "./starter", "./cmd/emulator")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+
+	step(out, "starting PostgreSQL (data in %s)", filepath.Join(dir, "pg"))
+	pg, err := localpg.Start(ctx, localpg.Options{Dir: filepath.Join(dir, "pg"), Logger: logger})
+	if err != nil {
+		return fmt.Errorf("PostgreSQL: %w", err)
+	}
+	defer func() { _ = pg.Stop(context.Background()) }()
+	dbURL, err := pg.CreateDatabase(ctx, "lipsync")
+	if err != nil {
+		return fmt.Errorf("PostgreSQL: %w", err)
+	}
+
+	step(out, "starting the Temporal dev server with its Web UI (first run builds the pinned CLI: about 3 minutes)")
+	tsrv, err := localtemporal.Start(ctx, localtemporal.Options{
+		DBFile:  filepath.Join(dir, "temporal.db"),
+		Port:    o.temporalPort,
+		UIPort:  o.uiPort,
+		LogFile: filepath.Join(dir, "logs", "temporal.log"),
+	})
+	if err != nil {
+		return fmt.Errorf("Temporal: %w", err)
+	}
+	defer func() { _ = tsrv.Stop() }()
+
+	var procs processes
+	defer procs.stopAll()
+
+	baseURL := os.Getenv("CHAMELAION_BASE_URL")
+	apiKey := os.Getenv("CHAMELAION_API_KEY")
+	realAPI := baseURL != "" && apiKey != ""
+	if !realAPI {
+		step(out, "starting the Chamelaion emulator on %s", o.emulatorAddr)
+		baseURL = "http://" + o.emulatorAddr + "/api"
+		apiKey = "emulator-key"
+		if err := procs.start(ctx, filepath.Join(bin, "emulator"), nil, filepath.Join(dir, "logs", "emulator.log"), "emulator listening on",
+			"--addr", o.emulatorAddr, "--api-key", apiKey+"=local-demo", "--queued-for", "3s", "--processing-for", "8s"); err != nil {
+			return err
+		}
+	} else {
+		step(out, "using the real API at %s", baseURL)
+	}
+
+	step(out, "starting the worker")
+	workerEnv := []string{
+		"CHAMELAION_BASE_URL=" + baseURL,
+		"CHAMELAION_API_KEY=" + apiKey,
+		"DATABASE_URL=" + dbURL,
+		"TEMPORAL_ADDRESS=" + tsrv.Address,
+		"TEMPORAL_WEB_UI_URL=" + tsrv.UIURL,
+		"LOG_FORMAT=text",
+	}
+	if !realAPI {
+		workerEnv = append(workerEnv, "POLL_INITIAL_INTERVAL=2s", "POLL_MAX_INTERVAL=10s", "JOB_STUCK_AFTER=20s")
+	}
+	if err := procs.start(ctx, filepath.Join(bin, "worker"), workerEnv, filepath.Join(dir, "logs", "worker.log"), "worker started"); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, `
+The stack is running. Ctrl-C stops everything.
+  Temporal Web UI   %s/namespaces/default/workflows
+  Temporal address  %s
+  PostgreSQL        %s   (psql "%s")
+  Chamelaion API    %s
+  Logs              %s
+  Submit a job      TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
+
+`, tsrv.UIURL, tsrv.Address, dbURL, dbURL, baseURL, filepath.Join(dir, "logs"), tsrv.Address, filepath.Join(bin, "starter"))
+
+	if o.demo && !realAPI {
+		if err := demo(ctx, out, tsrv.Address, "http://"+o.emulatorAddr, tsrv.UIURL); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	<-ctx.Done()
+	step(out, "stopping")
+	return nil
+}
+
+func step(out io.Writer, format string, args ...any) {
+	fmt.Fprintf(out, "==> "+format+"\n", args...)
+}
+
+// demoJob is one job of the demo batch.
+type demoJob struct {
+	suffix   string
+	scenario string
+	expect   string
+}
+
+// demo submits a small batch with a mix of outcomes and prints each as it
+// ends.
+func demo(ctx context.Context, out io.Writer, address, emulatorURL, uiURL string) error {
+	run := time.Now().UTC().Format("20060102-150405")
+	jobs := []demoJob{
+		{"ok-1", "", "completes"},
+		{"ok-2", "", "completes"},
+		{"rate-limited", `"submit_faults":[{"status":429,"headers":{"Retry-After":"5"}}]`, "completes after a 429 with Retry-After: 5"},
+		{"unavailable", `"submit_faults":[503,503]`, "completes after two 503s"},
+		{"lost-answer", `"lose_responses":1`, "submission answer lost; the retry adopts the request instead of submitting twice"},
+		{"quota", `"submit_faults":[412]`, "escalated: token limit reached (412)"},
+		{"bad-media", `"outcome":"failed","error_message":"video URL is not accessible"`, "escalated: the vendor failed the job"},
+		{"stuck", `"queued_for":"45s"`, "queued past JOB_STUCK_AFTER (20s): one stuck notification, then completes"},
+	}
+	var scen []string
+	for _, j := range jobs {
+		if j.scenario != "" {
+			scen = append(scen, fmt.Sprintf(`{"reference_id":"demo-%s-%s",%s}`, run, j.suffix, j.scenario))
+		}
+	}
+	if err := putScenarios(ctx, emulatorURL, "["+strings.Join(scen, ",")+"]"); err != nil {
+		return err
+	}
+	tc, err := client.Dial(client.Options{HostPort: address, Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal: %w", err)
+	}
+	defer tc.Close()
+	c := lipsync.NewClient(tc, "lipsync")
+	fmt.Fprintf(out, "==> demo batch %s: %d jobs. Follow them in the Web UI: %s/namespaces/default/workflows?query=%s\n",
+		run, len(jobs), uiURL, url.QueryEscape(fmt.Sprintf(`WorkflowId STARTS_WITH "lipsync-demo-%s"`, run)))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, j := range jobs {
+		ref := fmt.Sprintf("demo-%s-%s", run, j.suffix)
+		r, err := c.Submit(ctx, lipsync.Job{
+			Video:       "https://media.example.com/demo/" + j.suffix + ".mp4?X-Amz-Signature=demo",
+			Audio:       "https://media.example.com/demo/" + j.suffix + ".wav?X-Amz-Signature=demo",
+			ReferenceID: ref,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "    submitted %-40s expect: %s\n", r.WorkflowID, j.expect)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.Wait(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			switch esc, escalated := lipsync.EscalationOf(err); {
+			case err == nil:
+				fmt.Fprintf(out, "    done      %-40s completed after %d status checks, %s\n", r.WorkflowID, res.StatusChecks, res.Duration.Round(time.Second))
+			case escalated:
+				fmt.Fprintf(out, "    done      %-40s ESCALATED %s: %s\n", r.WorkflowID, esc.Reason, esc.Message)
+			case ctx.Err() == nil:
+				fmt.Fprintf(out, "    done      %-40s error: %v\n", r.WorkflowID, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() == nil {
+		fmt.Fprintf(out, "==> demo batch finished; escalations are in the escalations table. The stack keeps running until Ctrl-C.\n")
+	}
+	return nil
+}

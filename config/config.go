@@ -1,0 +1,297 @@
+// Package config reads the worker's and the starter's configuration from the
+// environment, once, and validates it before anything connects anywhere.
+//
+// The variable names are a public contract: they are listed, with their
+// defaults, in the README's configuration table. Every error names the
+// variable it is about and never repeats a secret's value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is the whole configuration. Read it with Load, then call the
+// Validate method that fits the program (ValidateWorker, ValidateStarter).
+type Config struct {
+	API      API
+	Database Database
+	Temporal Temporal
+	Jobs     Jobs
+	Notify   Notify
+	Log      Log
+	Worker   Worker
+}
+
+// Worker configures the worker process itself.
+type Worker struct {
+	// ShutdownTimeout bounds a graceful stop: in-flight activities get this
+	// long to finish before they are left to Temporal's retries.
+	// Defaults to 30s.
+	ShutdownTimeout time.Duration `envconfig:"WORKER_SHUTDOWN_TIMEOUT" default:"30s"`
+}
+
+// API configures the Chamelaion API client.
+type API struct {
+	// Key is the account's API token. Required by the worker. A secret: it
+	// is never logged, never put into a workflow input or result, and String
+	// masks it.
+	Key string `envconfig:"CHAMELAION_API_KEY"`
+	// BaseURL is the API's base URL. Defaults to https://api.chamelaion.com/api.
+	BaseURL string `envconfig:"CHAMELAION_BASE_URL" default:"https://api.chamelaion.com/api"`
+	// AuthScheme is how the key is sent: "bearer" (Authorization: Bearer) or
+	// "x-api-key". Defaults to bearer.
+	AuthScheme string `envconfig:"CHAMELAION_AUTH_SCHEME" default:"bearer"`
+	// RequestTimeout bounds one HTTP request to the API. Defaults to 30s.
+	RequestTimeout time.Duration `envconfig:"CHAMELAION_REQUEST_TIMEOUT" default:"30s"`
+	// RateLimitPerMinute is the account's budget of generation requests per
+	// minute, shared by every worker through the submission task queue.
+	// Defaults to 60.
+	RateLimitPerMinute int `envconfig:"CHAMELAION_RATE_LIMIT_PER_MINUTE" default:"60"`
+}
+
+// Database configures PostgreSQL.
+type Database struct {
+	// URL is the PostgreSQL connection URL (pool settings may ride in it).
+	// Required by the worker.
+	URL string `envconfig:"DATABASE_URL"`
+}
+
+// Temporal configures the connection to the Temporal frontend.
+type Temporal struct {
+	// Address is the frontend's host:port. Defaults to localhost:7233.
+	Address string `envconfig:"TEMPORAL_ADDRESS" default:"localhost:7233"`
+	// Namespace is the Temporal namespace. Defaults to default.
+	Namespace string `envconfig:"TEMPORAL_NAMESPACE" default:"default"`
+	// TaskQueue is the task queue of the workflows and status activities.
+	// Submissions use TaskQueue + "-submit", so that their rate is
+	// enforced for the whole queue. Defaults to lipsync.
+	TaskQueue string `envconfig:"TEMPORAL_TASK_QUEUE" default:"lipsync"`
+	// WebUIURL is the Temporal Web UI's base URL, used for the links in
+	// escalations. Defaults to http://localhost:8233.
+	WebUIURL string `envconfig:"TEMPORAL_WEB_UI_URL" default:"http://localhost:8233"`
+}
+
+// Jobs holds the defaults of every job's schedule. A job may override the
+// poll schedule, the stuck threshold and the deadline in its input.
+type Jobs struct {
+	// PollInitialInterval is the first wait before a status check.
+	// Defaults to 5s.
+	PollInitialInterval time.Duration `envconfig:"POLL_INITIAL_INTERVAL" default:"5s"`
+	// PollMaxInterval caps the wait between status checks. Defaults to 1m.
+	PollMaxInterval time.Duration `envconfig:"POLL_MAX_INTERVAL" default:"1m"`
+	// PollBackoffCoefficient multiplies the wait after each check.
+	// Defaults to 2.
+	PollBackoffCoefficient float64 `envconfig:"POLL_BACKOFF_COEFFICIENT" default:"2"`
+	// StuckAfter is how long a job may stay queued before one "stuck"
+	// notification is sent (the vendor advises 10 minutes). Defaults to 10m.
+	StuckAfter time.Duration `envconfig:"JOB_STUCK_AFTER" default:"10m"`
+	// Deadline is how long a job may take from its start before it is
+	// escalated and ended. Defaults to 24h.
+	Deadline time.Duration `envconfig:"JOB_DEADLINE" default:"24h"`
+	// RetryMaxElapsed bounds the total time one API call is retried
+	// (across attempts) before the job is escalated. Defaults to 30m.
+	RetryMaxElapsed time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"30m"`
+	// RetryInitialInterval is the first retry backoff of an activity.
+	// Defaults to 1s.
+	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s"`
+	// RetryMaxInterval caps the retry backoff of an activity. Defaults to 1m.
+	RetryMaxInterval time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"1m"`
+	// MaxPollsPerRun is how many status checks one workflow run makes
+	// before it continues as new, which keeps every history bounded.
+	// Defaults to 200.
+	MaxPollsPerRun int `envconfig:"MAX_POLLS_PER_RUN" default:"200"`
+}
+
+// Notify configures how escalations reach a human.
+type Notify struct {
+	// WebhookURL receives a Slack-compatible JSON message for every
+	// escalation ("" = log only). Treated as a secret (webhook URLs embed
+	// tokens): never logged.
+	WebhookURL string `envconfig:"NOTIFY_WEBHOOK_URL"`
+	// Timeout bounds one webhook delivery. Defaults to 10s.
+	Timeout time.Duration `envconfig:"NOTIFY_TIMEOUT" default:"10s"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	// Level is debug, info, warn or error. Defaults to info.
+	Level string `envconfig:"LOG_LEVEL" default:"info"`
+	// Format is json or text. Defaults to json.
+	Format string `envconfig:"LOG_FORMAT" default:"json"`
+}
+
+// Error is a configuration error about one environment variable.
+type Error struct {
+	// Variable is the environment variable's name.
+	Variable string
+	// Problem says what is wrong with it.
+	Problem string
+}
+
+// Error implements error as "VARIABLE: problem".
+func (e *Error) Error() string {
+	return e.Variable + ": " + e.Problem
+}
+
+// Load reads the configuration from the process environment. It fails on a
+// malformed value (naming the variable); required values are checked by the
+// Validate methods, since each program needs a different set.
+func Load() (Config, error) {
+	var c Config
+	// Each part is processed on its own with no prefix, so that every key is
+	// exactly the variable named in its tag (envconfig would otherwise
+	// prefix nested structs' keys with the field name).
+	parts := []any{&c.API, &c.Database, &c.Temporal, &c.Jobs, &c.Notify, &c.Log, &c.Worker}
+	for _, part := range parts {
+		if err := envconfig.Process("", part); err != nil {
+			var pe *envconfig.ParseError
+			if errors.As(err, &pe) {
+				return Config{}, &Error{Variable: pe.KeyName, Problem: fmt.Sprintf("cannot parse as %s: %v", pe.TypeName, pe.Err)}
+			}
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+	}
+	if err := c.validateCommon(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// validateCommon checks the values every program uses.
+func (c Config) validateCommon() error {
+	if err := checkHTTPURL("CHAMELAION_BASE_URL", c.API.BaseURL, false); err != nil {
+		return err
+	}
+	switch c.API.AuthScheme {
+	case "bearer", "x-api-key":
+	default:
+		return &Error{"CHAMELAION_AUTH_SCHEME", fmt.Sprintf("must be bearer or x-api-key, not %q", c.API.AuthScheme)}
+	}
+	checks := []struct {
+		name string
+		ok   bool
+		want string
+	}{
+		{"CHAMELAION_REQUEST_TIMEOUT", c.API.RequestTimeout > 0, "must be a positive duration such as 30s"},
+		{"CHAMELAION_RATE_LIMIT_PER_MINUTE", c.API.RateLimitPerMinute > 0, "must be a positive whole number"},
+		{"TEMPORAL_ADDRESS", strings.TrimSpace(c.Temporal.Address) != "", "must not be empty"},
+		{"TEMPORAL_NAMESPACE", strings.TrimSpace(c.Temporal.Namespace) != "", "must not be empty"},
+		{"TEMPORAL_TASK_QUEUE", strings.TrimSpace(c.Temporal.TaskQueue) != "", "must not be empty"},
+		{"POLL_INITIAL_INTERVAL", c.Jobs.PollInitialInterval > 0, "must be a positive duration such as 5s"},
+		{"POLL_MAX_INTERVAL", c.Jobs.PollMaxInterval >= c.Jobs.PollInitialInterval, "must be at least POLL_INITIAL_INTERVAL"},
+		{"POLL_BACKOFF_COEFFICIENT", c.Jobs.PollBackoffCoefficient >= 1, "must be at least 1"},
+		{"JOB_STUCK_AFTER", c.Jobs.StuckAfter > 0, "must be a positive duration such as 10m"},
+		{"JOB_DEADLINE", c.Jobs.Deadline > 0, "must be a positive duration such as 24h"},
+		{"RETRY_MAX_ELAPSED", c.Jobs.RetryMaxElapsed > 0, "must be a positive duration such as 30m"},
+		{"RETRY_INITIAL_INTERVAL", c.Jobs.RetryInitialInterval > 0, "must be a positive duration such as 1s"},
+		{"RETRY_MAX_INTERVAL", c.Jobs.RetryMaxInterval >= c.Jobs.RetryInitialInterval, "must be at least RETRY_INITIAL_INTERVAL"},
+		{"MAX_POLLS_PER_RUN", c.Jobs.MaxPollsPerRun >= 10, "must be at least 10"},
+		{"NOTIFY_TIMEOUT", c.Notify.Timeout > 0, "must be a positive duration such as 10s"},
+		{"WORKER_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout > 0, "must be a positive duration such as 30s"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return &Error{ch.name, ch.want}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{"LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, not %q", c.Log.Level)}
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return &Error{"LOG_FORMAT", fmt.Sprintf("must be json or text, not %q", c.Log.Format)}
+	}
+	if err := checkHTTPURL("TEMPORAL_WEB_UI_URL", c.Temporal.WebUIURL, false); err != nil {
+		return err
+	}
+	if c.Notify.WebhookURL != "" {
+		if err := checkHTTPURL("NOTIFY_WEBHOOK_URL", c.Notify.WebhookURL, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateWorker checks what the worker needs beyond the common values: the
+// API key and the database URL.
+func (c Config) ValidateWorker() error {
+	if strings.TrimSpace(c.API.Key) == "" {
+		return &Error{"CHAMELAION_API_KEY", "is required (the Chamelaion API token)"}
+	}
+	if strings.TrimSpace(c.API.Key) != c.API.Key {
+		return &Error{"CHAMELAION_API_KEY", "has leading or trailing white space (a common cause of 401 invalid token)"}
+	}
+	if strings.TrimSpace(c.Database.URL) == "" {
+		return &Error{"DATABASE_URL", "is required (a PostgreSQL URL such as postgres://user:pass@host:5432/db)"}
+	}
+	u, err := url.Parse(c.Database.URL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return &Error{"DATABASE_URL", "must be a postgres:// or postgresql:// URL"}
+	}
+	return nil
+}
+
+// ValidateStarter checks what the starter needs: only the common values,
+// since it talks to Temporal alone and never to the API or the database.
+func (c Config) ValidateStarter() error { return nil }
+
+// String renders the configuration for a start-up log line, with every
+// secret masked.
+func (c Config) String() string {
+	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s}",
+		c.API.BaseURL, c.API.AuthScheme, mask(c.API.Key), c.API.RequestTimeout, c.API.RateLimitPerMinute,
+		RedactURL(c.Database.URL), c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TaskQueue,
+		c.Jobs.PollInitialInterval, c.Jobs.PollMaxInterval, c.Jobs.PollBackoffCoefficient, c.Jobs.StuckAfter, c.Jobs.Deadline, c.Jobs.RetryMaxElapsed,
+		mask(c.Notify.WebhookURL))
+}
+
+// mask says whether a secret is set without showing it.
+func mask(secret string) string {
+	if secret == "" {
+		return "unset"
+	}
+	return "set"
+}
+
+// RedactURL removes a URL's password and query string, keeping what an
+// operator needs to recognise it. A value that does not parse is replaced
+// whole.
+func RedactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	return u.String()
+}
+
+func checkHTTPURL(name, raw string, secret bool) error {
+	u, err := url.Parse(raw)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	problem := "must be an absolute http:// or https:// URL"
+	if !secret {
+		problem += fmt.Sprintf(", got %q", raw)
+	}
+	return &Error{name, problem}
+}

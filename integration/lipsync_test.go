@@ -1,0 +1,234 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// job is one submission of the end-to-end test and what must come of it.
+type job struct {
+	ref        string
+	scenario   string // emulator scenario JSON (without reference_id), "" for none
+	wantExit   int
+	wantStatus string // lipsync_jobs.status
+	wantReason string // escalation reason of kind failure, "" for none
+	wantStuck  bool
+	wantJobs   int // jobs the emulator must have created for the reference_id
+}
+
+func TestEndToEnd(t *testing.T) {
+	s := startStack(t, "JOB_STUCK_AFTER=3s", "MAX_POLLS_PER_RUN=10")
+	jobs := []job{
+		{ref: "e2e-ok-1", wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-ok-2", wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-429", scenario: `"submit_faults":[{"status":429,"headers":{"Retry-After":"2"}}]`, wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-503", scenario: `"submit_faults":[503,503]`, wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-status-500", scenario: `"status_faults":[500,{"status":429,"headers":{"X-Ratelimit-Wait":"1"}}]`, wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-lost-reset", scenario: `"lose_responses":1,"lose_mode":"reset"`, wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-lost-hang", scenario: `"lose_responses":1,"lose_mode":"hang"`, wantStatus: "completed", wantJobs: 1},
+		{ref: "e2e-412", scenario: `"submit_faults":[412]`, wantExit: 1, wantStatus: "failed", wantReason: "QuotaExceeded"},
+		{ref: "e2e-400", scenario: `"submit_faults":[{"status":400,"body":"{\"error\":\"expected exactly one video input\"}"}]`, wantExit: 1, wantStatus: "failed", wantReason: "BadRequest"},
+		{ref: "e2e-failed", scenario: `"outcome":"failed","error_message":"video URL is not accessible"`, wantExit: 1, wantStatus: "failed", wantReason: "JobFailed", wantJobs: 1},
+		{ref: "e2e-stuck", scenario: `"queued_for":"6s"`, wantStatus: "completed", wantStuck: true, wantJobs: 1},
+		{ref: "e2e-long", scenario: `"processing_for":"30s"`, wantStatus: "completed", wantJobs: 1},
+	}
+	var scen []string
+	for _, j := range jobs {
+		if j.scenario != "" {
+			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,%s}`, j.ref, j.scenario))
+		}
+	}
+	s.scenarios("[" + strings.Join(scen, ",") + "]")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	type outcome struct {
+		stdout, stderr string
+		code           int
+	}
+	results := make(map[string]outcome)
+	var mu sync.Mutex
+	parallel(jobs, func(j job) {
+		out, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", j.ref,
+			"--video-url", mediaURL(j.ref, "video"), "--audio-url", mediaURL(j.ref, "audio"))
+		mu.Lock()
+		results[j.ref] = outcome{out, errOut, code}
+		mu.Unlock()
+	})
+
+	for _, j := range jobs {
+		r := results[j.ref]
+		require.Equal(t, j.wantExit, r.code, "%s: stdout=%s stderr=%s", j.ref, r.stdout, r.stderr)
+		lines := strings.SplitN(r.stdout, "\n", 2)
+		require.Equal(t, "lipsync-"+j.ref, lines[0], j.ref)
+		if j.wantExit == 0 {
+			var res struct {
+				RequestID, Status, OutputURL string
+				StatusChecks, Runs          int
+				Adopted                     bool
+			}
+			require.NoError(t, json.Unmarshal([]byte(lines[1]), &res), "%s: %s", j.ref, r.stdout)
+			require.Equal(t, "completed", res.Status, j.ref)
+			require.NotEmpty(t, res.RequestID, j.ref)
+			require.NotEmpty(t, res.OutputURL, j.ref)
+			if strings.HasPrefix(j.ref, "e2e-lost") {
+				require.True(t, res.Adopted, "%s must adopt the request its lost attempt created", j.ref)
+			}
+			if j.ref == "e2e-long" {
+				require.Greater(t, res.Runs, 1, "a 30s job polled every 2s must continue as new at 10 checks")
+			}
+		} else {
+			require.Contains(t, r.stderr, j.wantReason, j.ref)
+		}
+		// Nothing secret in what the starter printed.
+		require.NotContains(t, r.stdout+r.stderr, "SIGSECRET")
+	}
+
+	// Exactly one vendor job per reference_id: no duplicate submission, even
+	// for the attempts whose answers were lost.
+	st := s.stats()
+	for _, j := range jobs {
+		require.Equal(t, j.wantJobs, st.JobsByReference[j.ref], "emulator jobs for %s", j.ref)
+	}
+	require.GreaterOrEqual(t, st.LostResponses, 2)
+
+	// Rows in PostgreSQL: one job row each, in the state the workflow ended
+	// in; one failure escalation per permanent failure, none for transient
+	// ones; one stuck notification for the stuck job.
+	conn, err := pgx.Connect(ctx, s.databaseURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	for _, j := range jobs {
+		var status string
+		var output, reqID *string
+		var checks int
+		err := conn.QueryRow(ctx, `SELECT status, output_url, request_id, status_checks FROM lipsync_jobs WHERE workflow_id = $1`, "lipsync-"+j.ref).
+			Scan(&status, &output, &reqID, &checks)
+		require.NoError(t, err, j.ref)
+		require.Equal(t, j.wantStatus, status, j.ref)
+		if status == "completed" {
+			require.NotNil(t, output, j.ref)
+			require.NotNil(t, reqID, j.ref)
+			require.Positive(t, checks, j.ref)
+		}
+		var failures, stuck int
+		var reason *string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE kind='failure'), count(*) FILTER (WHERE kind='stuck'), max(reason) FILTER (WHERE kind='failure')
+			FROM escalations WHERE workflow_id = $1`, "lipsync-"+j.ref).Scan(&failures, &stuck, &reason))
+		if j.wantReason != "" {
+			require.Equal(t, 1, failures, j.ref)
+			require.Equal(t, j.wantReason, *reason, j.ref)
+		} else {
+			require.Zero(t, failures, j.ref)
+		}
+		require.Equal(t, j.wantStuck, stuck == 1, "%s stuck notifications: %d", j.ref, stuck)
+		var sources string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT video_source || audio_source FROM lipsync_jobs WHERE workflow_id = $1`, "lipsync-"+j.ref).Scan(&sources))
+		require.NotContains(t, sources, "SIGSECRET", "media query strings must not be stored")
+	}
+	var events int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM lipsync_job_events WHERE workflow_id = 'lipsync-e2e-ok-1'`).Scan(&events))
+	require.GreaterOrEqual(t, events, 4, "pending, submitted, queued/processing, completed")
+
+	t.Run("resubmitting a finished reference_id returns the finished job", func(t *testing.T) {
+		out, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", "e2e-ok-1",
+			"--video-url", mediaURL("e2e-ok-1", "video"), "--audio-url", mediaURL("e2e-ok-1", "audio"))
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, errOut, "attached to the existing job")
+		require.Contains(t, out, `"Status": "completed"`)
+		require.Equal(t, 1, s.stats().JobsByReference["e2e-ok-1"])
+	})
+
+	t.Run("bad input is refused before anything starts", func(t *testing.T) {
+		_, errOut, code := s.starter(ctx, "submit", "--reference-id", "e2e-bad", "--video-url", "ftp://x/v.mp4?sig=SIGSECRET", "--audio-url", mediaURL("e2e-bad", "audio"))
+		require.Equal(t, 2, code)
+		require.Contains(t, errOut, "video")
+		require.NotContains(t, errOut, "SIGSECRET")
+	})
+
+	tc, err := client.Dial(client.Options{HostPort: s.temporal.Address, Namespace: "default"})
+	require.NoError(t, err)
+	defer tc.Close()
+
+	t.Run("every run of a long job keeps its history bounded", func(t *testing.T) {
+		runs := runHistories(ctx, t, tc, "lipsync-e2e-long")
+		require.Greater(t, len(runs), 1)
+		// MAX_POLLS_PER_RUN=10 status checks per run; each check costs at most
+		// 11 events (timer, activity, two workflow tasks), plus the run's
+		// start, record and submit: bound = 11*10 + 25.
+		for i, h := range runs {
+			require.LessOrEqual(t, len(h.Events), 11*10+25, "run %d has %d events", i+1, len(h.Events))
+		}
+		t.Logf("e2e-long: %d runs, events per run: %v", len(runs), eventCounts(runs))
+	})
+
+	t.Run("the API key appears in no history and no log", func(t *testing.T) {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default", PageSize: 1000})
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(resp.Executions), len(jobs))
+		total := 0
+		for _, ex := range resp.Executions {
+			h := history(ctx, t, tc, ex.Execution.WorkflowId, ex.Execution.RunId)
+			b, err := protojson.Marshal(h)
+			require.NoError(t, err)
+			require.NotContains(t, string(b), apiKey, "history of %s", ex.Execution.WorkflowId)
+			total += len(h.Events)
+		}
+		t.Logf("checked %d histories, %d events", len(resp.Executions), total)
+		for _, name := range []string{"worker.log", "emulator.log"} {
+			b, err := os.ReadFile(s.dir + "/" + name)
+			require.NoError(t, err)
+			require.NotContains(t, string(b), apiKey, name)
+			require.NotContains(t, string(b), "SIGSECRET", name+" must not log media query strings")
+		}
+	})
+}
+
+// runHistories returns the histories of every run of a workflow, first to
+// last, following continue-as-new.
+func runHistories(ctx context.Context, t *testing.T, tc client.Client, workflowID string) []*historypb.History {
+	resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: "default", Query: fmt.Sprintf("WorkflowId = %q", workflowID), PageSize: 1000,
+	})
+	require.NoError(t, err)
+	var out []*historypb.History
+	for i := len(resp.Executions) - 1; i >= 0; i-- { // newest first
+		out = append(out, history(ctx, t, tc, workflowID, resp.Executions[i].Execution.RunId))
+	}
+	return out
+}
+
+func history(ctx context.Context, t *testing.T, tc client.Client, workflowID, runID string) *historypb.History {
+	it := tc.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	return h
+}
+
+func eventCounts(hs []*historypb.History) []int {
+	var n []int
+	for _, h := range hs {
+		n = append(n, len(h.Events))
+	}
+	return n
+}

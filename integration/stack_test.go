@@ -1,0 +1,243 @@
+//go:build integration
+
+// Package integration runs the product end to end against real parts it
+// starts itself: the Temporal dev server (the pinned CLI), a throwaway
+// PostgreSQL cluster, the emulator, worker and starter binaries.
+//
+//	go test -tags integration ./integration/
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chamelaion-lipsync/worker/internal/localpg"
+	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
+)
+
+// apiKey is the emulator's token; the tests grep for it where it must
+// never appear.
+const apiKey = "itest-SECRET-key-4f1d9c"
+
+// stack is one running set of real parts.
+type stack struct {
+	t           *testing.T
+	dir         string
+	bin         string
+	pg          *localpg.Cluster
+	databaseURL string
+	temporal    *localtemporal.Server
+	emulatorURL string // http://host:port (API under /api)
+	workerEnv   []string
+	workerLog   string
+	procs       []*exec.Cmd
+}
+
+// startStack builds the binaries and starts PostgreSQL, Temporal, the
+// emulator and one worker with the given extra worker environment.
+func startStack(t *testing.T, workerEnv ...string) *stack {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s := &stack{t: t, dir: t.TempDir()}
+	s.bin = filepath.Join(s.dir, "bin")
+	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", s.bin+"/", "./worker", "./starter", "./cmd/emulator")
+	build.Dir = repoRoot(t)
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build binaries: %s", out)
+
+	pg, err := localpg.Start(ctx, localpg.Options{Fast: true})
+	require.NoError(t, err, "start PostgreSQL")
+	t.Cleanup(func() { _ = pg.Close(context.Background()) })
+	s.pg = pg
+	s.databaseURL, err = pg.CreateDatabase(ctx, "lipsync")
+	require.NoError(t, err)
+
+	tmp, err := localtemporal.Start(ctx, localtemporal.Options{Headless: true, LogFile: filepath.Join(s.dir, "temporal.log")})
+	require.NoError(t, err, "start Temporal dev server")
+	t.Cleanup(func() { _ = tmp.Stop() })
+	s.temporal = tmp
+
+	emuAddr := freeAddr(t)
+	s.emulatorURL = "http://" + emuAddr
+	s.start(ctx, "emulator", nil, "emulator listening on",
+		"--addr", emuAddr, "--api-key", apiKey+"=itest", "--queued-for", "1s", "--processing-for", "2s")
+
+	s.workerEnv = append([]string{
+		"CHAMELAION_API_KEY=" + apiKey,
+		"CHAMELAION_BASE_URL=" + s.emulatorURL + "/api",
+		"CHAMELAION_REQUEST_TIMEOUT=3s",
+		"DATABASE_URL=" + s.databaseURL,
+		"TEMPORAL_ADDRESS=" + tmp.Address,
+		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_TASK_QUEUE=itest",
+		"POLL_INITIAL_INTERVAL=500ms",
+		"POLL_MAX_INTERVAL=2s",
+		"RETRY_INITIAL_INTERVAL=200ms",
+		"RETRY_MAX_INTERVAL=2s",
+		"RETRY_MAX_ELAPSED=2m",
+		"LOG_LEVEL=debug",
+	}, workerEnv...)
+	s.workerLog = filepath.Join(s.dir, "worker.log")
+	s.start(ctx, "worker", s.workerEnv, `"msg":"worker started"`)
+	return s
+}
+
+// start runs one of the built binaries until the test ends, waiting for a
+// line of its output that says it is ready.
+func (s *stack) start(ctx context.Context, name string, env []string, ready string, args ...string) {
+	t := s.t
+	t.Helper()
+	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logPath := filepath.Join(s.dir, name+".log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.MultiWriter(logFile, pw)
+	cmd.Stderr = io.MultiWriter(logFile, pw)
+	require.NoError(t, cmd.Start(), "start %s", name)
+	s.procs = append(s.procs, cmd)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = pw.Close()
+		_ = logFile.Close()
+		if t.Failed() {
+			tail, _ := os.ReadFile(logPath)
+			if len(tail) > 8000 {
+				tail = tail[len(tail)-8000:]
+			}
+			t.Logf("--- %s log tail ---\n%s", name, tail)
+		}
+	})
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		signalled := false
+		for sc.Scan() {
+			if !signalled && strings.Contains(sc.Text(), ready) {
+				close(found)
+				signalled = true
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-found:
+	case <-time.After(60 * time.Second):
+		tail, _ := os.ReadFile(logPath)
+		t.Fatalf("%s did not become ready (waiting for %q):\n%s", name, ready, tail)
+	case <-ctx.Done():
+		t.Fatalf("%s: %v", name, ctx.Err())
+	}
+}
+
+// starter runs the starter binary and returns its stdout, stderr and exit code.
+func (s *stack) starter(ctx context.Context, args ...string) (string, string, int) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "starter"), args...)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_TASK_QUEUE=itest")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		exitErr, ok := err.(*exec.ExitError)
+		require.True(s.t, ok, "starter: %v", err)
+		code = exitErr.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// scenarios installs per-job behaviour in the emulator.
+func (s *stack) scenarios(body string) {
+	req, err := http.NewRequest(http.MethodPut, s.emulatorURL+"/_emulator/scenarios", strings.NewReader(body))
+	require.NoError(s.t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Less(s.t, resp.StatusCode, 300, "install scenarios: %s", b)
+}
+
+// emulatorStats is the part of GET /_emulator/stats the tests read.
+type emulatorStats struct {
+	JobsCreated      int            `json:"jobs_created"`
+	JobsByReference  map[string]int `json:"jobs_by_reference_id"`
+	LostResponses    int            `json:"lost_responses"`
+	RateLimited      int            `json:"rate_limited"`
+	Requests         []struct {
+		Endpoint string `json:"endpoint"`
+		Status   int    `json:"status"`
+		Count    int    `json:"count"`
+	} `json:"requests"`
+}
+
+func (s *stack) stats() emulatorStats {
+	resp, err := http.Get(s.emulatorURL + "/_emulator/stats")
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	var st emulatorStats
+	require.NoError(s.t, json.NewDecoder(resp.Body).Decode(&st))
+	return st
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func repoRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, parent, dir, "go.mod not found")
+		dir = parent
+	}
+}
+
+// parallel runs fn for every item at once and waits for all.
+func parallel[T any](items []T, fn func(T)) {
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(it) }()
+	}
+	wg.Wait()
+}
+
+func mediaURL(ref, kind string) string {
+	return fmt.Sprintf("https://media.example.com/%s/%s.bin?X-Amz-Signature=SIGSECRET%s", kind, ref, ref)
+}

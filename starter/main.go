@@ -1,0 +1,189 @@
+// Command starter hands lip-sync jobs to the worker through Temporal.
+//
+//	starter submit --video-url URL --audio-url URL [--reference-id ID]
+//	               [--disable-active-speaker-detection] [--wait]
+//	starter status --reference-id ID
+//
+// It reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE from
+// the environment. Exit status: 0 success; 1 the job ended escalated or
+// Temporal failed; 2 bad usage or configuration.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/chamelaion-lipsync/worker/config"
+	"github.com/chamelaion-lipsync/worker/lipsync"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage:
+  starter submit --video-url URL --audio-url URL [--reference-id ID]
+                 [--disable-active-speaker-detection] [--wait]
+  starter status --reference-id ID
+
+Environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default),
+TEMPORAL_TASK_QUEUE (lipsync).
+`
+
+// errUsage marks errors of the command line (exit status 2).
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cfg, err := config.Load()
+	if err == nil {
+		err = cfg.ValidateStarter()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "starter: configuration: %v\n", err)
+		return 2
+	}
+	var cmd func(context.Context, config.Config, []string, io.Writer, io.Writer) error
+	switch args[0] {
+	case "submit":
+		cmd = submit
+	case "status":
+		cmd = status
+	default:
+		fmt.Fprintf(stderr, "starter: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	err = cmd(ctx, cfg, args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "starter: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "starter: %v\n", err)
+		return 1
+	}
+}
+
+func dial(cfg config.Config, stderr io.Writer) (client.Client, error) {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := client.Dial(client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	return c, nil
+}
+
+func submit(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var job lipsync.Job
+	var wait bool
+	fs.StringVar(&job.Video, "video-url", "", "video URL (http/https) or file:///absolute/path the worker uploads (required)")
+	fs.StringVar(&job.Audio, "audio-url", "", "audio URL (http/https) or file:///absolute/path the worker uploads (required)")
+	fs.StringVar(&job.ReferenceID, "reference-id", "", "your identifier of the job, unique per job (default: a random UUID)")
+	fs.BoolVar(&job.DisableActiveSpeakerDetection, "disable-active-speaker-detection", false, "use the vendor's max-face mode")
+	fs.StringVar(&job.BatchID, "batch-id", "", "group this job with others (optional)")
+	fs.DurationVar(&job.Deadline, "deadline", 0, "override JOB_DEADLINE for this job (e.g. 2h)")
+	fs.BoolVar(&wait, "wait", false, "wait for the job to end and print its result as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: submit: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: submit: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if job.Video == "" || job.Audio == "" {
+		return fmt.Errorf("%w: submit: --video-url and --audio-url are required", errUsage)
+	}
+	c, err := dial(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	jobs := lipsync.NewClient(c, cfg.Temporal.TaskQueue)
+	run, err := jobs.Submit(ctx, job)
+	if err != nil {
+		if errors.Is(err, lipsync.ErrInvalidJob) {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return err
+	}
+	if run.Attached {
+		fmt.Fprintf(stderr, "attached to the existing job %s\n", run.WorkflowID)
+	}
+	fmt.Fprintln(stdout, run.WorkflowID)
+	if !wait {
+		return nil
+	}
+	res, err := run.Wait(ctx)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err != nil {
+		if esc, ok := lipsync.EscalationOf(err); ok {
+			_ = enc.Encode(struct {
+				WorkflowID string
+				Escalated  lipsync.Escalation
+			}{run.WorkflowID, esc})
+			return fmt.Errorf("job %s escalated: %s: %s", run.WorkflowID, esc.Reason, esc.Message)
+		}
+		return err
+	}
+	return enc.Encode(res)
+}
+
+func status(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ref := fs.String("reference-id", "", "the job's reference_id (required)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: status: %v", errUsage, err)
+	}
+	if *ref == "" {
+		return fmt.Errorf("%w: status: --reference-id is required", errUsage)
+	}
+	c, err := dial(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := lipsync.NewClient(c, cfg.Temporal.TaskQueue).Status(ctx, *ref)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(st)
+}

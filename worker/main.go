@@ -1,0 +1,172 @@
+// Command worker runs the lip-sync Temporal worker: it connects to Temporal
+// and PostgreSQL, applies the database migrations, and executes the
+// lip-sync workflow and its activities until SIGINT or SIGTERM.
+//
+//	worker           run the worker
+//	worker migrate   apply the database migrations and exit
+//
+// Configuration comes from the environment (see the README). Exit status: 0
+// clean stop; 1 a runtime failure; 2 bad configuration or usage, reported
+// before anything connects anywhere.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+	"github.com/chamelaion-lipsync/worker/config"
+	"github.com/chamelaion-lipsync/worker/store"
+	"github.com/chamelaion-lipsync/worker/workflows"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errConfig marks configuration and usage errors (exit status 2).
+var errConfig = errors.New("configuration")
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	err := runE(ctx, args, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errConfig):
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 1
+	}
+}
+
+func runE(ctx context.Context, args []string, stderr io.Writer) error {
+	command := "run"
+	if len(args) > 0 {
+		command = args[0]
+	}
+	switch command {
+	case "run", "migrate":
+	case "-h", "--help", "help":
+		fmt.Fprintln(stderr, "usage: worker [run|migrate]   (configuration from the environment; see README)")
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown command %q (want run or migrate)", errConfig, command)
+	}
+	cfg, err := config.Load()
+	if err == nil {
+		err = cfg.ValidateWorker()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	logger := newLogger(cfg.Log, stderr)
+
+	st, err := store.Open(ctx, cfg.Database.URL)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+	from, to, err := st.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	logger.Info("database migrated", "from_version", from, "to_version", to)
+	if command == "migrate" {
+		return nil
+	}
+	return runWorker(ctx, cfg, logger, st)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runWorker runs the two workers (workflows and status checks on the main
+// task queue; rate-limited submissions on the submit queue) until ctx ends.
+func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store) error {
+	api, err := chamelaion.New(chamelaion.Options{
+		BaseURL:    cfg.API.BaseURL,
+		APIKey:     cfg.API.Key,
+		AuthScheme: chamelaion.AuthScheme(cfg.API.AuthScheme),
+		Timeout:    cfg.API.RequestTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: API client: %v", errConfig, err)
+	}
+	tc, err := client.Dial(client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	defer tc.Close()
+
+	acts := &activities.Activities{
+		API:        api,
+		Store:      st,
+		Logger:     logger,
+		WebhookURL: cfg.Notify.WebhookURL,
+		HTTPClient: &http.Client{Timeout: cfg.Notify.Timeout},
+		WebUIURL:   cfg.Temporal.WebUIURL,
+		Namespace:  cfg.Temporal.Namespace,
+	}
+	wfs := &workflows.Workflows{Defaults: workflows.SettingsFromConfig(cfg)}
+
+	mainWorker := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{
+		WorkerStopTimeout: cfg.Worker.ShutdownTimeout,
+	})
+	mainWorker.RegisterWorkflowWithOptions(wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	mainWorker.RegisterActivity(acts.RecordJob)
+	mainWorker.RegisterActivity(acts.CheckStatus)
+	mainWorker.RegisterActivity(acts.Escalate)
+	mainWorker.RegisterActivity(acts.NotifyHuman)
+
+	// Every generation call goes through this queue; the server enforces
+	// its activity rate across all workers polling it.
+	submitQueue := workflows.SubmitTaskQueue(cfg.Temporal.TaskQueue)
+	submit := worker.New(tc, submitQueue, worker.Options{
+		DisableWorkflowWorker:        true,
+		TaskQueueActivitiesPerSecond: float64(cfg.API.RateLimitPerMinute) / 60,
+		WorkerStopTimeout:            cfg.Worker.ShutdownTimeout,
+	})
+	submit.RegisterActivity(acts.Submit)
+
+	if err := mainWorker.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", cfg.Temporal.TaskQueue, err)
+	}
+	defer mainWorker.Stop()
+	if err := submit.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", submitQueue, err)
+	}
+	defer submit.Stop()
+	logger.Info("worker started", "config", cfg.String(), "submit_task_queue", submitQueue)
+	<-ctx.Done()
+	logger.Info("stopping: in-flight activities get the shutdown timeout to finish", "timeout", cfg.Worker.ShutdownTimeout)
+	return nil
+}

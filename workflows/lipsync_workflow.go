@@ -1,0 +1,354 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+)
+
+// Workflows holds the defaults the workflows start from. Register its
+// methods with RegisterOptions{Name: WorkflowName}.
+type Workflows struct {
+	// Defaults are every job's settings unless its input overrides them.
+	Defaults Settings
+}
+
+// EscalationDetails rides in the error of a workflow that ended escalated.
+type EscalationDetails struct {
+	Reason       string
+	HTTPStatus   int
+	Message      string
+	EscalationID int64
+	RequestID    string
+}
+
+// LipSync runs one job: record it, submit it idempotently, poll its status
+// on durable timers with backoff until it completes, fails, or passes its
+// deadline, and escalate every permanent failure to a human. It continues as
+// new every MaxPollsPerRun checks so its history stays bounded however long
+// the job runs.
+func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResult, error) {
+	if err := ValidateInput(in); err != nil {
+		return LipSyncResult{}, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ReasonInvalidInput, nil)
+	}
+	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if in.Resume != nil {
+		j.state = *in.Resume
+		j.state.Runs++
+	} else {
+		var s Settings
+		defaults := w.Defaults
+		// The settings are recorded in the history, so replays and
+		// restarted workers with another configuration decide alike.
+		if err := workflow.SideEffect(ctx, func(workflow.Context) any {
+			return defaults.withOverrides(in)
+		}).Get(&s); err != nil {
+			return LipSyncResult{}, fmt.Errorf("record settings: %w", err)
+		}
+		ref := in.ReferenceID
+		if ref == "" {
+			ref = j.workflowID
+		}
+		j.state = JobState{
+			Settings:    s,
+			ReferenceID: ref,
+			Attempt:     1,
+			Status:      "pending",
+			StartedAt:   workflow.Now(ctx),
+			NextPoll:    s.Poll.Initial,
+			Runs:        1,
+		}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (JobStatus, error) {
+		return j.status(), nil
+	}); err != nil {
+		return LipSyncResult{}, fmt.Errorf("register status query: %w", err)
+	}
+
+	if j.state.RequestID == "" {
+		if err := j.record(ctx); err != nil {
+			return LipSyncResult{}, err
+		}
+		if err := j.submit(ctx); err != nil {
+			return LipSyncResult{}, err
+		}
+	}
+	return j.poll(ctx)
+}
+
+// job is one workflow run's working state.
+type job struct {
+	in         LipSyncInput
+	workflowID string
+	state      JobState
+	escalated  string
+	lastError  string
+}
+
+func (j *job) status() JobStatus {
+	return JobStatus{
+		ReferenceID:   j.state.ReferenceID,
+		RequestID:     j.state.RequestID,
+		Status:        j.state.Status,
+		Attempt:       j.state.Attempt,
+		StatusChecks:  j.state.StatusChecks,
+		StuckNotified: j.state.StuckNotified,
+		Escalated:     j.escalated,
+		LastError:     j.lastError,
+		StartedAt:     j.state.StartedAt,
+		Runs:          j.state.Runs,
+	}
+}
+
+// a is the nil receiver through which activities are named.
+var a *activities.Activities
+
+func (j *job) storeOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+}
+
+func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Context {
+	s := j.state.Settings
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue: taskQueue,
+		// A submission may take two requests (look for an earlier one,
+		// then create), plus a database write.
+		StartToCloseTimeout:    2*s.RequestTimeout + 15*time.Second,
+		ScheduleToCloseTimeout: s.RetryMaxElapsed,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        s.RetryInitial,
+			BackoffCoefficient:     2,
+			MaximumInterval:        s.RetryMax,
+			NonRetryableErrorTypes: activities.PermanentErrorTypes(),
+		},
+	})
+}
+
+func (j *job) record(ctx workflow.Context) error {
+	err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordJob, activities.RecordJobInput{
+		WorkflowID:  j.workflowID,
+		ReferenceID: j.state.ReferenceID,
+		BatchID:     j.in.BatchID,
+		Video:       j.in.Video,
+		Audio:       j.in.Audio,
+	}).Get(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record job: %w", err)
+	}
+	return nil
+}
+
+func (j *job) submit(ctx workflow.Context) error {
+	var res activities.SubmitResult
+	err := workflow.ExecuteActivity(j.apiOptions(ctx, j.state.Settings.SubmitTaskQueue), a.Submit, activities.SubmitInput{
+		WorkflowID:                    j.workflowID,
+		ReferenceID:                   j.state.ReferenceID,
+		Attempt:                       j.state.Attempt,
+		Video:                         j.in.Video,
+		Audio:                         j.in.Audio,
+		DisableActiveSpeakerDetection: j.in.DisableActiveSpeakerDetection,
+		KnownRequestIDs:               j.state.PreviousRequestIDs,
+	}).Get(ctx, &res)
+	if err != nil {
+		return j.failActivity(ctx, "submit", err)
+	}
+	j.state.RequestID = res.RequestID
+	j.state.Adopted = res.Adopted
+	j.state.Status = "submitted"
+	j.state.SubmittedAt = workflow.Now(ctx)
+	j.state.NextPoll = j.state.Settings.Poll.Initial
+	workflow.GetLogger(ctx).Info("job submitted", "RequestId", res.RequestID, "Adopted", res.Adopted)
+	return nil
+}
+
+// poll checks the job's status on durable timers until it ends.
+func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
+	s := j.state.Settings
+	deadline := j.state.StartedAt.Add(s.Deadline)
+	for polls := 0; ; polls++ {
+		if polls >= s.MaxPollsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			next := j.in
+			state := j.state
+			next.Resume = &state
+			return LipSyncResult{}, workflow.NewContinueAsNewError(ctx, WorkflowName, next)
+		}
+		remaining := deadline.Sub(workflow.Now(ctx))
+		if remaining <= 0 {
+			return LipSyncResult{}, j.escalateFailure(ctx, ReasonDeadlineExceeded, 0,
+				fmt.Sprintf("job not finished within its deadline of %s (last status %s)", s.Deadline, j.state.Status))
+		}
+		wait := min(j.state.NextPoll, remaining)
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return LipSyncResult{}, err
+		}
+		j.state.NextPoll = nextInterval(j.state.NextPoll, s.Poll)
+		j.state.StatusChecks++
+
+		var res activities.CheckStatusResult
+		err := workflow.ExecuteActivity(j.apiOptions(ctx, ""), a.CheckStatus, activities.CheckStatusInput{
+			WorkflowID:   j.workflowID,
+			Attempt:      j.state.Attempt,
+			RequestID:    j.state.RequestID,
+			StatusChecks: j.state.StatusChecks,
+		}).Get(ctx, &res)
+		if err != nil {
+			return LipSyncResult{}, j.failActivity(ctx, "check status", err)
+		}
+		j.state.Status = string(res.Status)
+		if res.StartedAt != nil {
+			j.state.ProcessingStarted = res.StartedAt
+		}
+		switch res.Status {
+		case chamelaion.StatusCompleted:
+			return j.completed(ctx, res), nil
+		case chamelaion.StatusFailed:
+			msg := res.ErrorMessage
+			if msg == "" {
+				msg = "the vendor reported the job failed without a message"
+			}
+			return LipSyncResult{}, j.escalateFailure(ctx, ReasonJobFailed, 0, msg)
+		case chamelaion.StatusQueued:
+			if !j.state.StuckNotified && workflow.Now(ctx).Sub(j.state.SubmittedAt) >= s.StuckAfter {
+				j.state.StuckNotified = true
+				if err := j.escalate(ctx, activities.KindStuck, ReasonStuck, 0,
+					fmt.Sprintf("job still queued %s after submission (threshold %s)",
+						workflow.Now(ctx).Sub(j.state.SubmittedAt).Round(time.Second), s.StuckAfter)); err != nil {
+					return LipSyncResult{}, err
+				}
+			}
+		}
+	}
+}
+
+// nextInterval grows a poll interval by the schedule's coefficient.
+func nextInterval(cur time.Duration, p PollSchedule) time.Duration {
+	next := time.Duration(float64(cur) * p.Coefficient)
+	if next > p.Max || next <= 0 {
+		next = p.Max
+	}
+	return next
+}
+
+func (j *job) completed(ctx workflow.Context, res activities.CheckStatusResult) LipSyncResult {
+	now := workflow.Now(ctx)
+	workflow.GetLogger(ctx).Info("job completed", "RequestId", j.state.RequestID, "StatusChecks", j.state.StatusChecks)
+	return LipSyncResult{
+		ReferenceID:         j.state.ReferenceID,
+		RequestID:           j.state.RequestID,
+		Status:              string(chamelaion.StatusCompleted),
+		OutputURL:           res.OutputURL,
+		Adopted:             j.state.Adopted,
+		StartedAt:           j.state.StartedAt,
+		SubmittedAt:         j.state.SubmittedAt,
+		ProcessingStartedAt: j.state.ProcessingStarted,
+		FinishedAt:          now,
+		Duration:            now.Sub(j.state.StartedAt),
+		StatusChecks:        j.state.StatusChecks,
+		Runs:                j.state.Runs,
+	}
+}
+
+// failActivity turns an activity's final failure into an escalation: a
+// permanent failure escalates with its own type; a retryable one that
+// outlasted the retry budget escalates as RetriesExhausted.
+func (j *job) failActivity(ctx workflow.Context, op string, err error) error {
+	if temporal.IsCanceledError(err) {
+		return err
+	}
+	reason, status, msg := classifyActivityFailure(err, j.state.Settings.RetryMaxElapsed)
+	j.lastError = msg
+	return j.escalateFailure(ctx, reason, status, op+": "+msg)
+}
+
+// classifyActivityFailure extracts the reason, HTTP status and message of an
+// activity's final failure.
+func classifyActivityFailure(err error, budget time.Duration) (reason string, status int, msg string) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		var d activities.ErrorDetails
+		if appErr.HasDetails() {
+			_ = appErr.Details(&d)
+		}
+		msg = appErr.Error()
+		if d.Message != "" {
+			msg = d.Message
+		}
+		if appErr.NonRetryable() || slices.Contains(activities.PermanentErrorTypes(), appErr.Type()) {
+			return appErr.Type(), d.StatusCode, msg
+		}
+		return ReasonRetriesExhausted, d.StatusCode, fmt.Sprintf("still failing after retrying for up to %s; last error (%s): %s", budget, appErr.Type(), msg)
+	}
+	return ReasonRetriesExhausted, 0, fmt.Sprintf("still failing after retrying for up to %s: %v", budget, err)
+}
+
+// escalateFailure escalates and returns the workflow's final error, which
+// names the cause.
+func (j *job) escalateFailure(ctx workflow.Context, reason string, status int, msg string) error {
+	j.state.Status = "failed"
+	if err := j.escalate(ctx, activities.KindFailure, reason, status, msg); err != nil {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("job escalated to a human: %s: %s", reason, msg), reason, nil,
+		EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID})
+}
+
+// escalate records the escalation durably, then notifies a human. A failed
+// notification is logged, never fatal: the record is what counts.
+func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, msg string) error {
+	in := activities.EscalateInput{
+		WorkflowID:  j.workflowID,
+		ReferenceID: j.state.ReferenceID,
+		RequestID:   j.state.RequestID,
+		Attempt:     j.state.Attempt,
+		Kind:        kind,
+		Reason:      reason,
+		HTTPStatus:  status,
+		Message:     msg,
+	}
+	var res activities.EscalateResult
+	if err := workflow.ExecuteActivity(j.storeOptions(ctx), a.Escalate, in).Get(ctx, &res); err != nil {
+		return fmt.Errorf("record escalation: %w", err)
+	}
+	if kind == activities.KindFailure {
+		j.escalated = reason
+	}
+	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    j.state.Settings.NotifyTimeout + 5*time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        8,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+	err := workflow.ExecuteActivity(nctx, a.NotifyHuman, activities.NotifyInput{
+		EscalationID: res.EscalationID,
+		Escalation:   in,
+		WebUIURL:     res.WebUIURL,
+	}).Get(ctx, nil)
+	if err != nil {
+		if temporal.IsCanceledError(err) {
+			return err
+		}
+		workflow.GetLogger(ctx).Error("escalation recorded but the notification failed", "EscalationId", res.EscalationID, "Error", err)
+	}
+	return nil
+}

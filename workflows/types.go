@@ -1,0 +1,266 @@
+// Package workflows holds the lip-sync workflow: one Chamelaion job, made
+// durable. Workflow code here is deterministic: it reads time only through
+// workflow.Now, waits only on durable timers, and leaves every effect on the
+// world to the activities package.
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+	"github.com/chamelaion-lipsync/worker/config"
+)
+
+// Names by which clients address the workflow.
+const (
+	// WorkflowName is the lip-sync workflow's registered type name.
+	WorkflowName = "LipSync"
+	// QueryStatus answers a JobStatus.
+	QueryStatus = "status"
+	// WorkflowIDPrefix prefixes a job's reference_id to make its workflow ID.
+	WorkflowIDPrefix = "lipsync-"
+)
+
+// Reasons a job is escalated, beside the API failure types of the
+// chamelaion package (QuotaExceeded, BadRequest, ...).
+const (
+	// ReasonJobFailed: the vendor reported the job failed.
+	ReasonJobFailed = activities.TypeJobFailed
+	// ReasonDeadlineExceeded: the job did not finish before its deadline.
+	ReasonDeadlineExceeded = "DeadlineExceeded"
+	// ReasonRetriesExhausted: a retryable failure outlasted the retry budget.
+	ReasonRetriesExhausted = "RetriesExhausted"
+	// ReasonStuck: the job stayed queued longer than the stuck threshold.
+	ReasonStuck = "Stuck"
+	// ReasonInvalidInput: the workflow input was refused before anything ran.
+	ReasonInvalidInput = activities.TypeInvalidInput
+)
+
+// PollSchedule is the backoff between status checks: the first wait is
+// Initial, each next one Coefficient times longer, capped at Max.
+type PollSchedule struct {
+	Initial     time.Duration
+	Max         time.Duration
+	Coefficient float64
+}
+
+// Settings are the knobs of one job, fixed when the job starts (recorded in
+// its history, so that a worker restarted with another configuration does
+// not change a running job's decisions).
+type Settings struct {
+	Poll            PollSchedule
+	StuckAfter      time.Duration
+	Deadline        time.Duration
+	RequestTimeout  time.Duration
+	RetryInitial    time.Duration
+	RetryMax        time.Duration
+	RetryMaxElapsed time.Duration
+	NotifyTimeout   time.Duration
+	MaxPollsPerRun  int
+	// SubmitTaskQueue is the rate-limited task queue of Submit activities.
+	SubmitTaskQueue string
+}
+
+// SettingsFromConfig derives the default job settings from the worker's
+// configuration.
+func SettingsFromConfig(c config.Config) Settings {
+	return Settings{
+		Poll: PollSchedule{
+			Initial:     c.Jobs.PollInitialInterval,
+			Max:         c.Jobs.PollMaxInterval,
+			Coefficient: c.Jobs.PollBackoffCoefficient,
+		},
+		StuckAfter:      c.Jobs.StuckAfter,
+		Deadline:        c.Jobs.Deadline,
+		RequestTimeout:  c.API.RequestTimeout,
+		RetryInitial:    c.Jobs.RetryInitialInterval,
+		RetryMax:        c.Jobs.RetryMaxInterval,
+		RetryMaxElapsed: c.Jobs.RetryMaxElapsed,
+		NotifyTimeout:   c.Notify.Timeout,
+		MaxPollsPerRun:  c.Jobs.MaxPollsPerRun,
+		SubmitTaskQueue: SubmitTaskQueue(c.Temporal.TaskQueue),
+	}
+}
+
+// SubmitTaskQueue names the task queue of the submission activities for a
+// worker's main task queue.
+func SubmitTaskQueue(taskQueue string) string { return taskQueue + "-submit" }
+
+// withOverrides applies a job's own overrides to the defaults.
+func (s Settings) withOverrides(in LipSyncInput) Settings {
+	if p := in.Poll; p != nil {
+		if p.Initial > 0 {
+			s.Poll.Initial = p.Initial
+		}
+		if p.Max > 0 {
+			s.Poll.Max = p.Max
+		}
+		if p.Coefficient >= 1 {
+			s.Poll.Coefficient = p.Coefficient
+		}
+		if s.Poll.Max < s.Poll.Initial {
+			s.Poll.Max = s.Poll.Initial
+		}
+	}
+	if in.StuckAfter > 0 {
+		s.StuckAfter = in.StuckAfter
+	}
+	if in.Deadline > 0 {
+		s.Deadline = in.Deadline
+	}
+	return s
+}
+
+// LipSyncInput is one job. Only Video, Audio and (usually) ReferenceID are
+// needed; the rest overrides the worker's defaults.
+type LipSyncInput struct {
+	// Video and Audio are http(s) URLs the vendor downloads (pre-signed URLs
+	// are fine: their query strings are never logged or stored), or
+	// file:///absolute/path references to files the worker uploads.
+	Video string
+	Audio string
+	// ReferenceID is the caller's identifier of the job, unique per job.
+	// When empty, the workflow ID is used.
+	ReferenceID string
+	// DisableActiveSpeakerDetection selects the vendor's max-face mode.
+	DisableActiveSpeakerDetection bool
+	// BatchID groups jobs submitted together (optional).
+	BatchID string
+	// Poll overrides the poll schedule (zero fields keep the defaults).
+	Poll *PollSchedule `json:",omitempty"`
+	// StuckAfter overrides JOB_STUCK_AFTER (0 keeps the default).
+	StuckAfter time.Duration
+	// Deadline overrides JOB_DEADLINE (0 keeps the default).
+	Deadline time.Duration
+	// Resume carries the job's state into a continued run. Callers leave
+	// it nil.
+	Resume *JobState `json:",omitempty"`
+}
+
+// JobState is what a job knows about itself; it is carried across
+// continue-as-new and answered (in part) by the status query.
+type JobState struct {
+	Settings    Settings
+	ReferenceID string
+	Attempt     int
+	RequestID   string
+	// PreviousRequestIDs are the requests of earlier attempts.
+	PreviousRequestIDs []string
+	Adopted            bool
+	Status             string
+	StartedAt          time.Time
+	SubmittedAt        time.Time
+	ProcessingStarted  *time.Time
+	StatusChecks       int
+	NextPoll           time.Duration
+	StuckNotified      bool
+	// Runs counts the workflow runs of this job (1 + continue-as-new count).
+	Runs int
+}
+
+// LipSyncResult is a completed job.
+type LipSyncResult struct {
+	ReferenceID string
+	RequestID   string
+	// Status is "completed".
+	Status    string
+	OutputURL string
+	// Adopted is true when the request was created by an attempt whose
+	// answer was lost, and adopted rather than submitted twice.
+	Adopted bool
+	// StartedAt is when the workflow started, SubmittedAt when the vendor
+	// accepted the job, ProcessingStartedAt when the vendor started it (if
+	// it said), FinishedAt when the workflow saw it complete.
+	StartedAt           time.Time
+	SubmittedAt         time.Time
+	ProcessingStartedAt *time.Time `json:",omitempty"`
+	FinishedAt          time.Time
+	// Duration is FinishedAt - StartedAt.
+	Duration time.Duration
+	// StatusChecks is the number of status checks the job took.
+	StatusChecks int
+	// Runs is the number of workflow runs (continue-as-new) the job took.
+	Runs int
+}
+
+// JobStatus answers the status query.
+type JobStatus struct {
+	ReferenceID   string
+	RequestID     string
+	Status        string
+	Attempt       int
+	StatusChecks  int
+	StuckNotified bool
+	// Escalated names the reason when the job is in front of a human.
+	Escalated string `json:",omitempty"`
+	LastError string `json:",omitempty"`
+	StartedAt time.Time
+	Runs      int
+}
+
+// ValidateInput refuses a job that can never run, before any side effect,
+// with a message that says what is wrong (and never repeats a media URL,
+// which may carry credentials).
+func ValidateInput(in LipSyncInput) error {
+	_, videoFile, err := activities.LocalMediaPath(in.Video)
+	if err != nil {
+		return fmt.Errorf("video %w", err)
+	}
+	_, audioFile, err := activities.LocalMediaPath(in.Audio)
+	if err != nil {
+		return fmt.Errorf("audio %w", err)
+	}
+	if videoFile != audioFile {
+		return fmt.Errorf("video and audio must both be URLs or both be file:// references")
+	}
+	if err := ValidateReferenceID(in.ReferenceID); err != nil {
+		return err
+	}
+	if p := in.Poll; p != nil {
+		if p.Initial < 0 || p.Max < 0 {
+			return fmt.Errorf("poll intervals must not be negative")
+		}
+		if p.Coefficient != 0 && p.Coefficient < 1 {
+			return fmt.Errorf("poll coefficient must be at least 1, got %g", p.Coefficient)
+		}
+	}
+	if in.StuckAfter < 0 {
+		return fmt.Errorf("stuck_after must not be negative")
+	}
+	if in.Deadline < 0 {
+		return fmt.Errorf("deadline must not be negative")
+	}
+	return nil
+}
+
+// MaxReferenceIDLength bounds a reference_id.
+const MaxReferenceIDLength = 200
+
+// ValidateReferenceID accepts "" (derived later) or up to 200 printable,
+// non-space characters.
+func ValidateReferenceID(ref string) error {
+	if len(ref) > MaxReferenceIDLength {
+		return fmt.Errorf("reference_id is %d bytes long; at most %d are allowed", len(ref), MaxReferenceIDLength)
+	}
+	for i, r := range ref {
+		if r == unicode.ReplacementChar || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("reference_id has a space, control or invalid character at byte %d", i)
+		}
+	}
+	if strings.TrimSpace(ref) != ref {
+		return fmt.Errorf("reference_id has leading or trailing space")
+	}
+	return nil
+}
+
+// WorkflowID is the workflow ID of the job with this reference_id.
+func WorkflowID(referenceID string) string { return WorkflowIDPrefix + referenceID }
+
+// isTerminal says whether a vendor status ends the job.
+func isTerminal(s chamelaion.Status) bool {
+	return s == chamelaion.StatusCompleted || s == chamelaion.StatusFailed
+}
