@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -392,7 +393,7 @@ func TestMultiDayJobKeepsHistoryBounded(t *testing.T) {
 		require.True(t, errors.As(err, &can), "run %d: %v", runs, err)
 		require.Equal(t, WorkflowName, can.WorkflowType.Name)
 		var next LipSyncInput
-		require.NoError(t, h.env.GetDataConverter().FromPayloads(can.Input, &next))
+		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 		require.NotNil(t, next.Resume)
 		require.Equal(t, "req-1", next.Resume.RequestID)
 		in = next

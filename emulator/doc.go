@@ -1,0 +1,47 @@
+// Package emulator is a faithful, in-memory emulator of the Chamelaion
+// lip-sync API (see shared/chamelaion-api.md): every endpoint under /api with
+// its validation, its exact documented error strings, both auth schemes, the
+// 60-per-minute rate limit of the generation endpoints (429 with
+// Retry-After), a token quota (412 "token limit reached"), and the job
+// lifecycle queued → processing → completed (with output_url) or failed
+// (with error_message), timed from each job's creation by the emulator's
+// clock. Run it in-process with httptest.NewServer(e.Handler()), or as the
+// standalone binary: go run ./cmd/emulator --help.
+//
+// # Injecting failures
+//
+// Random faults: Config.Faults (flags --fault-rate, --fault-statuses,
+// --slow-rate, --slow-delay, --fault-seed) answers a seeded share of API
+// requests with 429/500/503/504 or delays them.
+//
+// Deterministic faults, per job: install a Scenario for the job's
+// reference_id, in Go with SetScenario or over HTTP with
+// PUT /_emulator/scenarios (one object or an array; --scenarios FILE preloads
+// them). Examples:
+//
+//	{"reference_id":"ep-1","submit_faults":[503,503]}
+//	    the first two submissions fail with 503 (a non-JSON body), the third succeeds
+//	{"reference_id":"ep-2","submit_faults":[{"status":429,"headers":{"X-Ratelimit-Wait":"5"}}]}
+//	    one 429 whose wait is advised by the second vendor's header
+//	{"reference_id":"ep-3","outcome":"failed","error_message":"video URL is not accessible"}
+//	    the job is accepted, then fails
+//	{"reference_id":"ep-4","queued_for":"15m"}
+//	    the job stays queued for 15 minutes
+//	{"reference_id":"ep-5","lose_responses":1}
+//	    the submission is accepted (the job exists) but its answer never
+//	    arrives: the connection is closed ("lose_mode":"hang" instead
+//	    answers nothing until the client gives up)
+//	{"reference_id":"ep-6","status_faults":[500,{"status":0,"delay":"10s"}]}
+//	    the first status read fails with 500, the second is 10 s slow
+//
+// A fault is a bare status or {"status", "body", "content_type", "headers",
+// "delay"}; without a body it carries the documented body of its status.
+//
+// # Inspection
+//
+// GET /_emulator/stats reports what the emulator received: jobs created per
+// reference_id (more than one is a duplicate submission), requests per
+// endpoint and status (0 = an answer withheld), lost answers and 429s.
+// GET /_emulator/jobs/{id} shows one job; POST /_emulator/reset forgets
+// everything; DELETE /_emulator/scenarios removes the scenarios.
+package emulator

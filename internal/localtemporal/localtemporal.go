@@ -1,0 +1,310 @@
+// Package localtemporal runs the Temporal dev server (the Temporal CLI's
+// `server start-dev`, with its Web UI) for the tests and the local stack.
+// The CLI is built from the version pinned in tools/temporal, once, into a
+// cache folder; nothing is downloaded but Go modules.
+package localtemporal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+)
+
+// CLIVersion is the pinned Temporal CLI version (server 1.29.1, UI 2.42.1);
+// it must match tools/temporal/go.mod.
+const CLIVersion = "v1.5.1"
+
+// CLIPath returns the Temporal CLI binary: $TEMPORAL_CLI when set, else the
+// cached build, else it builds it with scripts/build-temporal.sh (about 3
+// minutes the first time).
+func CLIPath(ctx context.Context) (string, error) {
+	if p := os.Getenv("TEMPORAL_CLI"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("TEMPORAL_CLI=%s: %w", p, err)
+		}
+		return p, nil
+	}
+	if p := cachedCLI(); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", fmt.Errorf("the Temporal CLI is not built and %w; run scripts/build-temporal.sh or set TEMPORAL_CLI", err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build-temporal.sh"))
+	cmd.Dir = root
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build the Temporal CLI: %w", err)
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// cachedCLI is where scripts/build-temporal.sh puts the binary.
+func cachedCLI() string {
+	dir := os.Getenv("LIPSYNC_CACHE_DIR")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".cache", "lipsync")
+	}
+	return filepath.Join(dir, "temporal-"+CLIVersion)
+}
+
+// repoRoot finds the module root by walking up from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/chamelaion-lipsync/worker\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("the repository root is not above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Options configures a dev server.
+type Options struct {
+	// CLIPath is the Temporal CLI ("" = CLIPath(ctx)).
+	CLIPath string
+	// DBFile keeps the server's state across restarts ("" = in memory).
+	DBFile string
+	// IP to bind. Defaults to 127.0.0.1.
+	IP string
+	// Port and UIPort (0 = free ports). The UI is off when Headless.
+	Port   int
+	UIPort int
+	// Headless disables the Web UI.
+	Headless bool
+	// Namespaces to create besides "default".
+	Namespaces []string
+	// SearchAttributes to register: name → type (Keyword, Text, Int,
+	// Double, Bool, Datetime, KeywordList).
+	SearchAttributes map[string]string
+	// DynamicConfig values: key → JSON value.
+	DynamicConfig map[string]string
+	// LogFile receives the server's output ("" = a temporary file).
+	LogFile string
+	// Logger receives progress lines (nil = discard).
+	Logger *slog.Logger
+}
+
+// Server is a running dev server.
+type Server struct {
+	// Address is the frontend's host:port.
+	Address string
+	// UIURL is the Web UI's base URL ("" when headless).
+	UIURL string
+	opts  Options
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
+}
+
+// Start starts the dev server and returns once its frontend answers.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.CLIPath == "" {
+		p, err := CLIPath(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts.CLIPath = p
+	}
+	if opts.IP == "" {
+		opts.IP = "127.0.0.1"
+	}
+	var err error
+	if opts.Port == 0 {
+		if opts.Port, err = freePort(opts.IP); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.Headless && opts.UIPort == 0 {
+		if opts.UIPort, err = freePort(opts.IP); err != nil {
+			return nil, err
+		}
+	}
+	if opts.LogFile == "" {
+		f, err := os.CreateTemp("", "temporal-dev-*.log")
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		opts.LogFile = f.Name()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Address: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), opts: opts}
+	if !opts.Headless {
+		s.UIURL = "http://" + net.JoinHostPort(opts.IP, strconv.Itoa(opts.UIPort))
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) args() []string {
+	o := s.opts
+	args := []string{"server", "start-dev", "--ip", o.IP, "--port", strconv.Itoa(o.Port), "--log-level", "warn"}
+	if o.Headless {
+		args = append(args, "--headless")
+	} else {
+		args = append(args, "--ui-port", strconv.Itoa(o.UIPort))
+	}
+	if o.DBFile != "" {
+		args = append(args, "--db-filename", o.DBFile)
+	}
+	for _, ns := range o.Namespaces {
+		args = append(args, "--namespace", ns)
+	}
+	for _, k := range sortedKeys(o.SearchAttributes) {
+		args = append(args, "--search-attribute", k+"="+o.SearchAttributes[k])
+	}
+	for _, k := range sortedKeys(o.DynamicConfig) {
+		args = append(args, "--dynamic-config-value", k+"="+o.DynamicConfig[k])
+	}
+	return args
+}
+
+func (s *Server) start(ctx context.Context) error {
+	logFile, err := os.OpenFile(s.opts.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("localtemporal: %w", err)
+	}
+	cmd := exec.Command(s.opts.CLIPath, s.args()...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// The server dies with its parent, even a killed one.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("localtemporal: start %s: %w", s.opts.CLIPath, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	s.opts.Logger.Info("starting the Temporal dev server", "address", s.Address, "ui", s.UIURL)
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if err := s.ping(ctx); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			_ = s.Stop()
+			return fmt.Errorf("localtemporal: the dev server did not answer within 90s: %v\n%s", err, s.logTail())
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("localtemporal: the dev server exited during start-up:\n%s", s.logTail())
+		case <-ctx.Done():
+			_ = s.Stop()
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ping checks that the frontend answers and the default namespace exists.
+func (s *Server) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort: s.Address,
+		Logger:   tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
+}
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(s.opts.LogFile)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Stop ends the server (SIGTERM, then SIGKILL after 10s). Stopping a stopped
+// server is a no-op.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	return nil
+}
+
+// Restart stops and starts the server on the same ports and database file.
+func (s *Server) Restart(ctx context.Context) error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	return s.start(ctx)
+}
+
+// LogTail returns the end of the server's output, for test failures.
+func (s *Server) LogTail() string { return s.logTail() }
+
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("localtemporal: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's test command (README: `make test`). It installs what it needs,
+# checks formatting and vet, then runs the fast tier (unit tests; database
+# tests start their own PostgreSQL) and the integration tier against real
+# parts it starts itself: the Temporal dev server built from the pinned CLI,
+# PostgreSQL, the emulator, worker and starter binaries.
+# Extra arguments are passed to both `go test` runs (for example -run X).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+start=$(date +%s)
+banner() { printf '\n==> %s\n' "$*"; }
+
+banner "install dependencies"
+bash scripts/install-deps.sh
+
+banner "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './tools/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+banner "go vet"
+go vet ./...
+go vet -tags integration ./integration/...
+
+banner "Temporal CLI (pinned, cached)"
+TEMPORAL_CLI=$(bash scripts/build-temporal.sh)
+export TEMPORAL_CLI
+echo "$TEMPORAL_CLI"
+
+banner "fast tier: go test -race ./..."
+go test -race -count=1 "$@" ./...
+
+banner "integration tier: real Temporal, PostgreSQL, emulator, worker, starter"
+go test -race -count=1 -tags integration -timeout 30m "$@" ./integration/...
+
+printf '\n==> all tests passed in %ss\n' "$(( $(date +%s) - start ))"

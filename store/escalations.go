@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NewEscalation is an escalation to record.
+type NewEscalation struct {
+	// Key makes the write idempotent: one row per key, however often the
+	// write is retried.
+	Key        string
+	WorkflowID string
+	Attempt    int
+	// Kind is "failure" or "stuck".
+	Kind       string
+	Reason     string
+	HTTPStatus int
+	Message    string
+	WebUIURL   string
+}
+
+// Escalation is one row of escalations.
+type Escalation struct {
+	ID          int64      `db:"id"`
+	Key         string     `db:"escalation_key"`
+	WorkflowID  string     `db:"workflow_id"`
+	Attempt     int        `db:"attempt"`
+	Kind        string     `db:"kind"`
+	Reason      string     `db:"reason"`
+	HTTPStatus  *int       `db:"http_status"`
+	Message     string     `db:"message"`
+	WebUIURL    string     `db:"web_ui_url"`
+	CreatedAt   time.Time  `db:"created_at"`
+	NotifiedAt  *time.Time `db:"notified_at"`
+	NotifyError *string    `db:"notify_error"`
+}
+
+// RecordEscalation inserts the escalation unless one with its key exists,
+// and returns the row and whether this call created it.
+func (s *Store) RecordEscalation(ctx context.Context, e NewEscalation) (Escalation, bool, error) {
+	rows, _ := s.pool.Query(ctx, `
+		INSERT INTO escalations (escalation_key, workflow_id, attempt, kind, reason, http_status, message, web_ui_url)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8)
+		ON CONFLICT (escalation_key) DO NOTHING
+		RETURNING *`,
+		e.Key, e.WorkflowID, max(e.Attempt, 1), e.Kind, e.Reason, e.HTTPStatus, e.Message, e.WebUIURL)
+	esc, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Escalation])
+	if err == nil {
+		return esc, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Escalation{}, false, fmt.Errorf("store: record escalation %s: %w", e.Key, err)
+	}
+	rows, _ = s.pool.Query(ctx, `SELECT * FROM escalations WHERE escalation_key = $1`, e.Key)
+	esc, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Escalation])
+	if err != nil {
+		return Escalation{}, false, fmt.Errorf("store: read escalation %s: %w", e.Key, err)
+	}
+	return esc, false, nil
+}
+
+// MarkEscalationNotified records that the escalation reached a human (or
+// the last delivery error). The first successful mark wins.
+func (s *Store) MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE escalations SET
+			notified_at  = CASE WHEN $2 = '' THEN now() ELSE notified_at END,
+			notify_error = NULLIF($2, '')
+		WHERE id = $1 AND notified_at IS NULL`, id, notifyErr)
+	if err != nil {
+		return fmt.Errorf("store: mark escalation %d notified: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM escalations WHERE id = $1)`, id).Scan(&exists); err != nil {
+			return fmt.Errorf("store: mark escalation %d notified: %w", id, err)
+		}
+		if !exists {
+			return fmt.Errorf("store: escalation %d: %w", id, ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// ListEscalations returns a job's escalations ("" = all), oldest first.
+func (s *Store) ListEscalations(ctx context.Context, workflowID string) ([]Escalation, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT * FROM escalations WHERE $1 = '' OR workflow_id = $1 ORDER BY id`, workflowID)
+	escs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Escalation])
+	if err != nil {
+		return nil, fmt.Errorf("store: list escalations: %w", err)
+	}
+	return escs, nil
+}

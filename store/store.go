@@ -1,0 +1,320 @@
+// Package store keeps the job records in PostgreSQL (pgx/v5): one row per
+// job in lipsync_jobs, its status transitions in lipsync_job_events, and
+// escalations in escalations. Every write is an idempotent upsert, so that
+// activity retries and workflow replays never duplicate or regress a row.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chamelaion-lipsync/worker/migrations"
+)
+
+// ErrNotFound is returned when no row matches.
+var ErrNotFound = errors.New("store: not found")
+
+// Status is a job's state in lipsync_jobs.
+type Status string
+
+// The job statuses, in the order a job moves through them.
+const (
+	StatusPending    Status = "pending"
+	StatusSubmitted  Status = "submitted"
+	StatusQueued     Status = "queued"
+	StatusProcessing Status = "processing"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+	StatusAbandoned  Status = "abandoned"
+)
+
+// rank orders statuses: a write never moves a job to a lower rank within
+// one attempt.
+func (s Status) rank() int {
+	switch s {
+	case StatusPending:
+		return 0
+	case StatusSubmitted:
+		return 1
+	case StatusQueued:
+		return 2
+	case StatusProcessing:
+		return 3
+	case StatusCompleted, StatusFailed:
+		return 4
+	case StatusAbandoned:
+		return 5
+	}
+	return -1
+}
+
+// Terminal says whether the status ends an attempt.
+func (s Status) Terminal() bool { return s.rank() >= 4 }
+
+// Store is the job store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to PostgreSQL and checks the connection. Pool settings may
+// ride in the URL (pool_max_conns and the like).
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse DATABASE_URL: %s", scrub(err.Error()))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %s", scrub(err.Error()))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: connect to %s:%d: %s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, scrub(err.Error()))
+	}
+	return &Store{pool: pool}, nil
+}
+
+var (
+	passwordParam = regexp.MustCompile(`(?i)(password=)\S+`)
+	passwordInURL = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+)
+
+// scrub removes passwords from a driver message (a DSN may be echoed).
+func scrub(s string) string {
+	s = passwordParam.ReplaceAllString(s, "${1}xxxxx")
+	return passwordInURL.ReplaceAllString(s, "${1}xxxxx@")
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks the connection.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("store: ping: %s", scrub(err.Error()))
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations and reports the schema versions
+// before and after.
+func (s *Store) Migrate(ctx context.Context) (from, to int32, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: migrate: %w", err)
+	}
+	defer conn.Release()
+	return migrations.Apply(ctx, conn.Conn())
+}
+
+// NewJob is a job as first recorded.
+type NewJob struct {
+	WorkflowID  string
+	ReferenceID string
+	BatchID     string
+	// VideoSource and AudioSource are media locations with their query
+	// strings removed (the caller redacts).
+	VideoSource string
+	AudioSource string
+}
+
+// RecordJob inserts the job in state pending with its first event.
+// Recording a job that exists is a no-op.
+func (s *Store) RecordJob(ctx context.Context, j NewJob) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO lipsync_jobs (workflow_id, reference_id, batch_id, status, video_source, audio_source)
+			VALUES ($1, $2, NULLIF($3, ''), 'pending', $4, $5)
+			ON CONFLICT (workflow_id) DO NOTHING`,
+			j.WorkflowID, j.ReferenceID, j.BatchID, j.VideoSource, j.AudioSource)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO lipsync_job_events (workflow_id, attempt, status, message)
+			VALUES ($1, 1, 'pending', 'recorded') ON CONFLICT DO NOTHING`, j.WorkflowID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: record job %s: %w", j.WorkflowID, err)
+	}
+	return nil
+}
+
+// JobUpdate moves a job forward. Zero fields leave columns as they are.
+type JobUpdate struct {
+	WorkflowID   string
+	Attempt      int
+	Status       Status
+	RequestID    string
+	OutputURL    string
+	ErrorType    string
+	ErrorMessage string
+	HTTPStatus   int
+	// StatusChecks is stored as the greater of the old and new counts.
+	StatusChecks int
+	SubmittedAt  *time.Time
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
+	// Message goes into the status-change event.
+	Message string
+}
+
+// UpdateJob applies u if it moves the job forward: a higher attempt; or the
+// same attempt and a status of higher rank; or the same attempt and the same
+// non-terminal status (refreshing fields such as status_checks). A late
+// "processing" never overwrites "completed". A status change appends one
+// event. It returns applied=false for a stale update and ErrNotFound for an
+// unknown job.
+func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err error) {
+	rank := u.Status.rank()
+	if rank < 0 {
+		return false, fmt.Errorf("store: update job %s: unknown status %q", u.WorkflowID, u.Status)
+	}
+	if u.Attempt < 1 {
+		u.Attempt = 1
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var curStatus Status
+		var curAttempt int
+		err := tx.QueryRow(ctx, `SELECT status, attempt FROM lipsync_jobs WHERE workflow_id = $1 FOR UPDATE`, u.WorkflowID).
+			Scan(&curStatus, &curAttempt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		changed := u.Attempt > curAttempt || curStatus != u.Status
+		switch {
+		case u.Attempt > curAttempt:
+		case u.Attempt < curAttempt:
+			return nil
+		case rank > curStatus.rank():
+		case rank == curStatus.rank() && curStatus == u.Status && !u.Status.Terminal():
+		default:
+			return nil
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE lipsync_jobs SET
+				attempt       = $2,
+				status        = $3,
+				request_id    = COALESCE(NULLIF($4, ''), request_id),
+				output_url    = COALESCE(NULLIF($5, ''), output_url),
+				error_type    = COALESCE(NULLIF($6, ''), error_type),
+				error_message = COALESCE(NULLIF($7, ''), error_message),
+				http_status   = COALESCE(NULLIF($8, 0), http_status),
+				status_checks = GREATEST(status_checks, $9),
+				submitted_at  = COALESCE($10, submitted_at),
+				started_at    = COALESCE($11, started_at),
+				finished_at   = COALESCE($12, finished_at),
+				updated_at    = now()
+			WHERE workflow_id = $1`,
+			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.OutputURL, u.ErrorType, u.ErrorMessage,
+			u.HTTPStatus, u.StatusChecks, u.SubmittedAt, u.StartedAt, u.FinishedAt)
+		if err != nil {
+			return err
+		}
+		applied = true
+		if !changed {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO lipsync_job_events (workflow_id, attempt, status, request_id, message)
+			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))
+			ON CONFLICT (workflow_id, attempt, status) DO NOTHING`,
+			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.Message)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return false, fmt.Errorf("store: update job %s: %w", u.WorkflowID, ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: update job %s: %w", u.WorkflowID, err)
+	}
+	return applied, nil
+}
+
+// Job is one row of lipsync_jobs.
+type Job struct {
+	WorkflowID   string     `db:"workflow_id"`
+	ReferenceID  string     `db:"reference_id"`
+	BatchID      *string    `db:"batch_id"`
+	Attempt      int        `db:"attempt"`
+	RequestID    *string    `db:"request_id"`
+	Status       Status     `db:"status"`
+	VideoSource  string     `db:"video_source"`
+	AudioSource  string     `db:"audio_source"`
+	OutputURL    *string    `db:"output_url"`
+	ErrorType    *string    `db:"error_type"`
+	ErrorMessage *string    `db:"error_message"`
+	HTTPStatus   *int       `db:"http_status"`
+	StatusChecks int        `db:"status_checks"`
+	SubmittedAt  *time.Time `db:"submitted_at"`
+	StartedAt    *time.Time `db:"started_at"`
+	FinishedAt   *time.Time `db:"finished_at"`
+	CreatedAt    time.Time  `db:"created_at"`
+	UpdatedAt    time.Time  `db:"updated_at"`
+}
+
+// GetJob reads one job.
+func (s *Store) GetJob(ctx context.Context, workflowID string) (Job, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT * FROM lipsync_jobs WHERE workflow_id = $1`, workflowID)
+	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, fmt.Errorf("store: job %s: %w", workflowID, ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("store: job %s: %w", workflowID, err)
+	}
+	return j, nil
+}
+
+// JobEvent is one row of lipsync_job_events.
+type JobEvent struct {
+	ID         int64     `db:"id"`
+	WorkflowID string    `db:"workflow_id"`
+	Attempt    int       `db:"attempt"`
+	Status     Status    `db:"status"`
+	RequestID  *string   `db:"request_id"`
+	Message    *string   `db:"message"`
+	OccurredAt time.Time `db:"occurred_at"`
+}
+
+// ListJobEvents returns a job's status transitions in order.
+func (s *Store) ListJobEvents(ctx context.Context, workflowID string) ([]JobEvent, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT * FROM lipsync_job_events WHERE workflow_id = $1 ORDER BY id`, workflowID)
+	evs, err := pgx.CollectRows(rows, pgx.RowToStructByName[JobEvent])
+	if err != nil {
+		return nil, fmt.Errorf("store: events of %s: %w", workflowID, err)
+	}
+	return evs, nil
+}
+
+// CountJobsByStatus counts the jobs in each status.
+func (s *Store) CountJobsByStatus(ctx context.Context) (map[Status]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM lipsync_jobs GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[Status]int)
+	for rows.Next() {
+		var st Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: count jobs: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: count jobs: %w", err)
+	}
+	return out, nil
+}
