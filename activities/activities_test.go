@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -30,6 +32,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(localpg.MainWithPostgres(m)) }
 
 const testKey = "sk-test-SECRET-7781"
+
+// quiet discards the logs of the SDK and the activities.
+var quiet = slog.New(slog.DiscardHandler)
 
 // fixture is the real activities wired to a real store (a fresh database)
 // and the emulator, inside a time-skipping workflow environment whose clock
@@ -52,6 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 
 	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(quiet))
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(2 * time.Minute)
 	emu, err := emulator.New(emulator.Config{
@@ -65,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(srv.Close)
 	api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
 	require.NoError(t, err)
-	acts := &activities.Activities{API: api, Store: st, WebUIURL: "http://ui.example:8233", Namespace: "default"}
+	acts := &activities.Activities{API: api, Store: st, Logger: quiet, WebUIURL: "http://ui.example:8233", Namespace: "default"}
 
 	wfs := &workflows.Workflows{Defaults: workflows.Settings{
 		Poll:            workflows.PollSchedule{Initial: 5 * time.Second, Max: time.Minute, Coefficient: 2},
@@ -190,6 +196,7 @@ func TestEscalateIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, f.acts.RecordJob(ctx, activities.RecordJobInput{WorkflowID: "wf-1", ReferenceID: "r1", Video: "https://v/x", Audio: "https://a/y"}))
 	var aenv testsuite.WorkflowTestSuite
+	aenv.SetLogger(tlog.NewStructuredLogger(quiet))
 	env := aenv.NewTestActivityEnvironment()
 	env.RegisterActivity(f.acts)
 	in := activities.EscalateInput{WorkflowID: "wf-1", ReferenceID: "r1", Attempt: 1, Kind: activities.KindFailure, Reason: "JobFailed", Message: "video URL is not accessible"}
@@ -232,6 +239,7 @@ func TestWebhookReceivesSlackMessageAndFailuresAreRetryable(t *testing.T) {
 
 	require.NoError(t, f.acts.RecordJob(ctx, activities.RecordJobInput{WorkflowID: "wf-2", ReferenceID: "r2", Video: "https://v/x", Audio: "https://a/y"}))
 	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(quiet))
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(f.acts)
 	esc := activities.EscalateInput{WorkflowID: "wf-2", ReferenceID: "r2", RequestID: "req-2", Attempt: 1, Kind: activities.KindFailure, Reason: "QuotaExceeded", HTTPStatus: 412, Message: "token limit reached"}
@@ -270,6 +278,7 @@ func TestWebhookUnreachableNeverLeaksItsURL(t *testing.T) {
 	f := newFixture(t)
 	f.acts.WebhookURL = "http://127.0.0.1:1/services/HOOKSECRET"
 	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(quiet))
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(f.acts)
 	_, err := env.ExecuteActivity(f.acts.NotifyHuman, activities.NotifyInput{EscalationID: 1, Escalation: activities.EscalateInput{WorkflowID: "wf"}})

@@ -202,7 +202,7 @@ func LocalMediaPath(source string) (string, bool, error) {
 		}
 		return "", false, nil
 	case "file":
-		if u.Path == "" || !filepath.IsAbs(u.Path) {
+		if (u.Host != "" && u.Host != "localhost") || u.Path == "" || !filepath.IsAbs(u.Path) {
 			return "", false, fmt.Errorf("file references must be absolute, as file:///path/to/media")
 		}
 		return u.Path, true, nil

@@ -80,8 +80,8 @@ func TestEndToEnd(t *testing.T) {
 		if j.wantExit == 0 {
 			var res struct {
 				RequestID, Status, OutputURL string
-				StatusChecks, Runs          int
-				Adopted                     bool
+				StatusChecks, Runs           int
+				Adopted                      bool
 			}
 			require.NoError(t, json.Unmarshal([]byte(lines[1]), &res), "%s: %s", j.ref, r.stdout)
 			require.Equal(t, "completed", res.Status, j.ref)

@@ -188,11 +188,11 @@ func (s *stack) scenarios(body string) {
 
 // emulatorStats is the part of GET /_emulator/stats the tests read.
 type emulatorStats struct {
-	JobsCreated      int            `json:"jobs_created"`
-	JobsByReference  map[string]int `json:"jobs_by_reference_id"`
-	LostResponses    int            `json:"lost_responses"`
-	RateLimited      int            `json:"rate_limited"`
-	Requests         []struct {
+	JobsCreated     int            `json:"jobs_created"`
+	JobsByReference map[string]int `json:"jobs_by_reference_id"`
+	LostResponses   int            `json:"lost_responses"`
+	RateLimited     int            `json:"rate_limited"`
+	Requests        []struct {
 		Endpoint string `json:"endpoint"`
 		Status   int    `json:"status"`
 		Count    int    `json:"count"`

@@ -270,30 +270,30 @@ func (j *job) failActivity(ctx workflow.Context, op string, err error) error {
 	if temporal.IsCanceledError(err) {
 		return err
 	}
-	reason, status, msg := classifyActivityFailure(err, j.state.Settings.RetryMaxElapsed)
+	reason, status, msg := classifyActivityFailure(op, err, j.state.Settings.RetryMaxElapsed)
 	j.lastError = msg
-	return j.escalateFailure(ctx, reason, status, op+": "+msg)
+	return j.escalateFailure(ctx, reason, status, msg)
 }
 
 // classifyActivityFailure extracts the reason, HTTP status and message of an
 // activity's final failure.
-func classifyActivityFailure(err error, budget time.Duration) (reason string, status int, msg string) {
+func classifyActivityFailure(op string, err error, budget time.Duration) (reason string, status int, msg string) {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		var d activities.ErrorDetails
 		if appErr.HasDetails() {
 			_ = appErr.Details(&d)
 		}
-		msg = appErr.Error()
+		msg = appErr.Message()
 		if d.Message != "" {
-			msg = d.Message
+			msg = op + ": " + d.Message
 		}
 		if appErr.NonRetryable() || slices.Contains(activities.PermanentErrorTypes(), appErr.Type()) {
 			return appErr.Type(), d.StatusCode, msg
 		}
-		return ReasonRetriesExhausted, d.StatusCode, fmt.Sprintf("still failing after retrying for up to %s; last error (%s): %s", budget, appErr.Type(), msg)
+		return ReasonRetriesExhausted, d.StatusCode, fmt.Sprintf("%s (%s), still failing after retrying for up to %s", msg, appErr.Type(), budget)
 	}
-	return ReasonRetriesExhausted, 0, fmt.Sprintf("still failing after retrying for up to %s: %v", budget, err)
+	return ReasonRetriesExhausted, 0, fmt.Sprintf("%s: still failing after retrying for up to %s: %v", op, budget, err)
 }
 
 // escalateFailure escalates and returns the workflow's final error, which
