@@ -258,7 +258,7 @@ func adviseWait(h http.Header, now time.Time) time.Duration {
 				ref = date
 			}
 			if d := t.Sub(ref); d > 0 {
-				wait = max(wait, d)
+				wait = max(wait, min(d, maxAdvisedWait))
 			}
 		}
 	}
