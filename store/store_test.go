@@ -1,0 +1,255 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chamelaion-lipsync/worker/internal/localpg"
+	"github.com/chamelaion-lipsync/worker/migrations"
+	"github.com/chamelaion-lipsync/worker/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(localpg.MainWithPostgres(m)) }
+
+func open(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, localpg.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	_, _, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	return st
+}
+
+func TestMigrationsUpTwiceDownAndUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := localpg.NewDatabase(t)
+	st, err := store.Open(ctx, url)
+	require.NoError(t, err)
+	defer st.Close()
+	latest, err := migrations.Latest()
+	require.NoError(t, err)
+	from, to, err := st.Migrate(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int32(0), from)
+	require.Equal(t, latest, to)
+	from, to, err = st.Migrate(ctx)
+	require.NoError(t, err, "a second run is a no-op")
+	require.Equal(t, latest, from)
+	require.Equal(t, latest, to)
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, to, err = migrations.ApplyTo(ctx, conn, 0)
+	require.NoError(t, err)
+	require.Equal(t, int32(0), to)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name IN ('lipsync_jobs','lipsync_job_events','escalations')`).Scan(&n))
+	require.Zero(t, n)
+	_, to, err = migrations.Apply(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, latest, to)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name IN ('lipsync_jobs','lipsync_job_events','escalations')`).Scan(&n))
+	require.Equal(t, 3, n)
+}
+
+func TestConcurrentMigrateIsSafe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := localpg.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := store.Open(ctx, url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			_, _, err = st.Migrate(ctx)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func newJob(id string) store.NewJob {
+	return store.NewJob{WorkflowID: id, ReferenceID: "ref-" + id, VideoSource: "https://v/x.mp4", AudioSource: "https://a/x.wav"}
+}
+
+func statuses(t *testing.T, st *store.Store, id string) []string {
+	evs, err := st.ListJobEvents(context.Background(), id)
+	require.NoError(t, err)
+	var out []string
+	for _, e := range evs {
+		out = append(out, fmt.Sprintf("%d:%s", e.Attempt, e.Status))
+	}
+	return out
+}
+
+func TestRecordJobIsIdempotent(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-1")))
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-1")))
+	j, err := st.GetJob(ctx, "wf-1")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusPending, j.Status)
+	require.Equal(t, 1, j.Attempt)
+	require.Nil(t, j.BatchID)
+	require.Equal(t, []string{"1:pending"}, statuses(t, st, "wf-1"))
+	counts, err := st.CountJobsByStatus(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[store.Status]int{store.StatusPending: 1}, counts)
+}
+
+func TestUpdateJobNeverRegresses(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-2")))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	apply := func(u store.JobUpdate) bool {
+		u.WorkflowID = "wf-2"
+		ok, err := st.UpdateJob(ctx, u)
+		require.NoError(t, err)
+		return ok
+	}
+	require.True(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusSubmitted, RequestID: "req-1", SubmittedAt: &now}))
+	require.True(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusQueued, StatusChecks: 1}))
+	require.True(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusQueued, StatusChecks: 2}), "same non-terminal status refreshes")
+	require.True(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusProcessing, StatusChecks: 3, StartedAt: &now}))
+	require.True(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusCompleted, StatusChecks: 4, OutputURL: "https://o/x.mp4", FinishedAt: &now}))
+	require.False(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusProcessing, StatusChecks: 9}), "a late processing never overwrites completed")
+	require.False(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusCompleted, StatusChecks: 4}), "a retried terminal write is a no-op")
+	require.False(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusFailed, ErrorMessage: "late"}), "the first terminal status wins")
+
+	j, err := st.GetJob(ctx, "wf-2")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCompleted, j.Status)
+	require.Equal(t, "req-1", *j.RequestID)
+	require.Equal(t, "https://o/x.mp4", *j.OutputURL)
+	require.Equal(t, 4, j.StatusChecks)
+	require.Nil(t, j.ErrorMessage)
+	require.Equal(t, now, j.SubmittedAt.UTC())
+	require.Equal(t, []string{"1:pending", "1:submitted", "1:queued", "1:processing", "1:completed"}, statuses(t, st, "wf-2"))
+
+	// A resubmission (a higher attempt) moves on from a terminal status.
+	require.True(t, apply(store.JobUpdate{Attempt: 2, Status: store.StatusSubmitted, RequestID: "req-2"}))
+	require.False(t, apply(store.JobUpdate{Attempt: 1, Status: store.StatusProcessing}), "an older attempt is stale")
+	j, err = st.GetJob(ctx, "wf-2")
+	require.NoError(t, err)
+	require.Equal(t, 2, j.Attempt)
+	require.Equal(t, store.StatusSubmitted, j.Status)
+	require.Equal(t, "req-2", *j.RequestID)
+}
+
+func TestUpdateUnknownJob(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	_, err := st.UpdateJob(context.Background(), store.JobUpdate{WorkflowID: "nope", Attempt: 1, Status: store.StatusQueued})
+	require.True(t, errors.Is(err, store.ErrNotFound))
+	_, err = st.GetJob(context.Background(), "nope")
+	require.True(t, errors.Is(err, store.ErrNotFound))
+	_, err = st.UpdateJob(context.Background(), store.JobUpdate{WorkflowID: "nope", Status: "weird"})
+	require.ErrorContains(t, err, "unknown status")
+}
+
+func TestEscalationsAreRecordedOnce(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-3")))
+	e := store.NewEscalation{Key: "wf-3/1/failure", WorkflowID: "wf-3", Attempt: 1, Kind: "failure", Reason: "QuotaExceeded", HTTPStatus: 412, Message: "token limit reached", WebUIURL: "http://ui/wf-3"}
+	first, created, err := st.RecordEscalation(ctx, e)
+	require.NoError(t, err)
+	require.True(t, created)
+	second, created, err := st.RecordEscalation(ctx, e)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, first.ID, second.ID)
+	require.Equal(t, 412, *first.HTTPStatus)
+
+	require.NoError(t, st.MarkEscalationNotified(ctx, first.ID, "webhook answered HTTP 502"))
+	escs, err := st.ListEscalations(ctx, "wf-3")
+	require.NoError(t, err)
+	require.Len(t, escs, 1)
+	require.Nil(t, escs[0].NotifiedAt)
+	require.Equal(t, "webhook answered HTTP 502", *escs[0].NotifyError)
+	require.NoError(t, st.MarkEscalationNotified(ctx, first.ID, ""))
+	require.NoError(t, st.MarkEscalationNotified(ctx, first.ID, ""))
+	escs, err = st.ListEscalations(ctx, "")
+	require.NoError(t, err)
+	require.NotNil(t, escs[0].NotifiedAt)
+	require.Nil(t, escs[0].NotifyError)
+	require.ErrorIs(t, st.MarkEscalationNotified(ctx, 999, ""), store.ErrNotFound)
+
+	_, _, err = st.RecordEscalation(ctx, store.NewEscalation{Key: "k", WorkflowID: "wf-3", Kind: "weird", Reason: "x", Message: "m", WebUIURL: "u"})
+	require.Error(t, err, "the kind is constrained")
+}
+
+func TestErrorsNeverShowThePassword(t *testing.T) {
+	t.Parallel()
+	_, err := store.Open(context.Background(), "postgres://app:DBPASSWORD@127.0.0.1:1/db?connect_timeout=1")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "DBPASSWORD")
+}
+
+func TestSurvivesAServerRestart(t *testing.T) {
+	ctx := context.Background()
+	c, err := localpg.Start(ctx, localpg.Options{Fast: true})
+	require.NoError(t, err)
+	defer c.Close(ctx)
+	url, err := c.CreateDatabase(ctx, "restart")
+	require.NoError(t, err)
+	st, err := store.Open(ctx, url)
+	require.NoError(t, err)
+	defer st.Close()
+	_, _, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-r")))
+	require.NoError(t, c.Restart(ctx))
+	require.Eventually(t, func() bool { return st.Ping(ctx) == nil }, 10*time.Second, 50*time.Millisecond, "the pool reconnects")
+	j, err := st.GetJob(ctx, "wf-r")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusPending, j.Status)
+}
+
+// BenchmarkUpdateJob moves jobs through their statuses, one update at a time.
+func BenchmarkUpdateJob(b *testing.B) {
+	st := open(b)
+	ctx := context.Background()
+	order := []store.Status{store.StatusSubmitted, store.StatusQueued, store.StatusProcessing, store.StatusCompleted}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprint("bench-", i/len(order))
+		if i%len(order) == 0 {
+			if err := st.RecordJob(ctx, newJob(id)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: id, Attempt: 1, Status: order[i%len(order)], StatusChecks: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}
