@@ -4,7 +4,7 @@
 # first time on 2 cores; instant afterwards.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-version=$(awk '$1 == "github.com/temporalio/cli" { print $2 }' "$root/tools/temporal/go.mod")
+version=$(awk '{ for (i = 1; i < NF; i++) if ($i == "github.com/temporalio/cli") print $(i+1) }' "$root/tools/temporal/go.mod" | head -n 1)
 if [ -z "$version" ]; then
   echo "build-temporal: tools/temporal/go.mod does not require github.com/temporalio/cli" >&2
   exit 1

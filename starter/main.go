@@ -26,6 +26,7 @@ import (
 
 	"github.com/chamelaion-lipsync/worker/config"
 	"github.com/chamelaion-lipsync/worker/lipsync"
+	"github.com/chamelaion-lipsync/worker/workflows"
 )
 
 func main() {
@@ -124,6 +125,9 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	}
 	if job.Video == "" || job.Audio == "" {
 		return fmt.Errorf("%w: submit: --video-url and --audio-url are required", errUsage)
+	}
+	if err := workflows.ValidateInput(job); err != nil {
+		return fmt.Errorf("%w: submit: %v", errUsage, err)
 	}
 	c, err := dial(cfg, stderr)
 	if err != nil {
