@@ -437,8 +437,8 @@ func (r *countingReader) Read(p []byte) (int, error) {
 // emulator received every byte and that the heap never held the file.
 func TestGenerateWithMediaStreams(t *testing.T) {
 	const size = 64 << 20
-	var peak uint64
 	done := make(chan struct{})
+	peakc := make(chan uint64, 1)
 	received := make(chan int64, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mr, err := r.MultipartReader()
@@ -466,9 +466,11 @@ func TestGenerateWithMediaStreams(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	go func() {
 		var ms runtime.MemStats
+		var peak uint64
 		for {
 			select {
 			case <-done:
+				peakc <- peak
 				return
 			case <-time.After(5 * time.Millisecond):
 				runtime.ReadMemStats(&ms)
@@ -484,6 +486,7 @@ func TestGenerateWithMediaStreams(t *testing.T) {
 		ReferenceID: "upload",
 	})
 	close(done)
+	peak := <-peakc
 	require.NoError(t, err)
 	require.Equal(t, "success", resp.Status)
 	require.Equal(t, int64(size), <-received)
