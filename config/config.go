@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/chamelaion-lipsync/worker/codec"
 )
 
 // Config is the whole configuration. Read it with Load, then call the
@@ -26,6 +28,17 @@ type Config struct {
 	Notify   Notify
 	Log      Log
 	Worker   Worker
+	Codec    Codec
+}
+
+// Codec configures the payload encryption of workflow histories.
+type Codec struct {
+	// Keys are the AES-256 keys, "id:base64key" comma separated ("" = no
+	// encryption). A secret: never logged.
+	Keys string `envconfig:"PAYLOAD_ENCRYPTION_KEYS"`
+	// ActiveKeyID is the id of the key that encrypts new payloads; the
+	// others only decrypt. Defaults to the first key listed.
+	ActiveKeyID string `envconfig:"PAYLOAD_ENCRYPTION_KEY_ID"`
 }
 
 // Worker configures the worker process itself.
@@ -147,7 +160,7 @@ func Load() (Config, error) {
 	// Each part is processed on its own with no prefix, so that every key is
 	// exactly the variable named in its tag (envconfig would otherwise
 	// prefix nested structs' keys with the field name).
-	parts := []any{&c.API, &c.Database, &c.Temporal, &c.Jobs, &c.Notify, &c.Log, &c.Worker}
+	parts := []any{&c.API, &c.Database, &c.Temporal, &c.Jobs, &c.Notify, &c.Log, &c.Worker, &c.Codec}
 	for _, part := range parts {
 		if err := envconfig.Process("", part); err != nil {
 			var pe *envconfig.ParseError
@@ -213,6 +226,13 @@ func (c Config) validateCommon() error {
 	if err := checkHTTPURL("TEMPORAL_WEB_UI_URL", c.Temporal.WebUIURL, false); err != nil {
 		return err
 	}
+	if c.Codec.Keys != "" {
+		if _, err := codec.ParseKeys(c.Codec.Keys, c.Codec.ActiveKeyID); err != nil {
+			return &Error{"PAYLOAD_ENCRYPTION_KEYS", err.Error()}
+		}
+	} else if c.Codec.ActiveKeyID != "" {
+		return &Error{"PAYLOAD_ENCRYPTION_KEY_ID", "is set but PAYLOAD_ENCRYPTION_KEYS is empty"}
+	}
 	if c.Notify.WebhookURL != "" {
 		if err := checkHTTPURL("NOTIFY_WEBHOOK_URL", c.Notify.WebhookURL, true); err != nil {
 			return err
@@ -247,11 +267,34 @@ func (c Config) ValidateStarter() error { return nil }
 // String renders the configuration for a start-up log line, with every
 // secret masked.
 func (c Config) String() string {
-	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s}",
+	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s} codec{%s}",
 		c.API.BaseURL, c.API.AuthScheme, mask(c.API.Key), c.API.RequestTimeout, c.API.RateLimitPerMinute,
 		RedactURL(c.Database.URL), c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TaskQueue,
 		c.Jobs.PollInitialInterval, c.Jobs.PollMaxInterval, c.Jobs.PollBackoffCoefficient, c.Jobs.StuckAfter, c.Jobs.Deadline, c.Jobs.RetryMaxElapsed,
-		mask(c.Notify.WebhookURL))
+		mask(c.Notify.WebhookURL), c.codecSummary())
+}
+
+func (c Config) codecSummary() string {
+	if c.Codec.Keys == "" {
+		return "off"
+	}
+	k, err := codec.ParseKeys(c.Codec.Keys, c.Codec.ActiveKeyID)
+	if err != nil {
+		return "invalid"
+	}
+	return fmt.Sprintf("on, active key %s of %s", k.ActiveKeyID(), strings.Join(k.KeyIDs(), ","))
+}
+
+// PayloadCodec returns the payload codec, or nil when encryption is off.
+func (c Config) PayloadCodec() (*codec.Codec, error) {
+	if c.Codec.Keys == "" {
+		return nil, nil
+	}
+	k, err := codec.ParseKeys(c.Codec.Keys, c.Codec.ActiveKeyID)
+	if err != nil {
+		return nil, &Error{"PAYLOAD_ENCRYPTION_KEYS", err.Error()}
+	}
+	return k, nil
 }
 
 // mask says whether a secret is set without showing it.

@@ -45,6 +45,7 @@ type stack struct {
 	temporal    *localtemporal.Server
 	emulatorURL string // http://host:port (API under /api)
 	workerEnv   []string
+	starterEnv  []string
 	workerLog   string
 	procs       []*exec.Cmd
 }
@@ -161,7 +162,7 @@ func (s *stack) start(ctx context.Context, name string, env []string, ready stri
 // starter runs the starter binary and returns its stdout, stderr and exit code.
 func (s *stack) starter(ctx context.Context, args ...string) (string, string, int) {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "starter"), args...)
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_TASK_QUEUE=itest")
+	cmd.Env = append(append(os.Environ(), "TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_TASK_QUEUE=itest"), s.starterEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

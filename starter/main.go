@@ -22,9 +22,9 @@ import (
 	"syscall"
 
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/chamelaion-lipsync/worker/config"
+	"github.com/chamelaion-lipsync/worker/internal/tclient"
 	"github.com/chamelaion-lipsync/worker/lipsync"
 	"github.com/chamelaion-lipsync/worker/workflows"
 )
@@ -89,17 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func dial(cfg config.Config, stderr io.Writer) (client.Client, error) {
+func dial(ctx context.Context, cfg config.Config, stderr io.Writer) (client.Client, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := client.Dial(client.Options{
-		HostPort:  cfg.Temporal.Address,
-		Namespace: cfg.Temporal.Namespace,
-		Logger:    tlog.NewStructuredLogger(logger),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
-	}
-	return c, nil
+	return tclient.Dial(ctx, cfg, logger)
 }
 
 func submit(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
@@ -129,7 +121,7 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err := workflows.ValidateInput(job); err != nil {
 		return fmt.Errorf("%w: submit: %v", errUsage, err)
 	}
-	c, err := dial(cfg, stderr)
+	c, err := dial(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -178,7 +170,7 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if *ref == "" {
 		return fmt.Errorf("%w: status: --reference-id is required", errUsage)
 	}
-	c, err := dial(cfg, stderr)
+	c, err := dial(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}

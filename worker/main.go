@@ -21,14 +21,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/chamelaion-lipsync/worker/activities"
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/config"
+	"github.com/chamelaion-lipsync/worker/internal/tclient"
 	"github.com/chamelaion-lipsync/worker/store"
 	"github.com/chamelaion-lipsync/worker/workflows"
 )
@@ -117,13 +116,9 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	if err != nil {
 		return fmt.Errorf("%w: API client: %v", errConfig, err)
 	}
-	tc, err := client.Dial(client.Options{
-		HostPort:  cfg.Temporal.Address,
-		Namespace: cfg.Temporal.Namespace,
-		Logger:    tlog.NewStructuredLogger(logger),
-	})
+	tc, err := tclient.Dial(ctx, cfg, logger)
 	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
+		return err
 	}
 	defer tc.Close()
 

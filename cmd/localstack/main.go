@@ -13,11 +13,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -31,6 +35,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/chamelaion-lipsync/worker/codec"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
 	"github.com/chamelaion-lipsync/worker/lipsync"
@@ -52,6 +57,7 @@ type options struct {
 	temporalPort int
 	uiPort       int
 	emulatorAddr string
+	codecAddr    string
 	demo         bool
 }
 
@@ -62,6 +68,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.temporalPort, "temporal-port", 7233, "Temporal frontend port")
 	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.StringVar(&o.emulatorAddr, "emulator-addr", "127.0.0.1:8090", "emulator listen address")
+	fs.StringVar(&o.codecAddr, "codec-addr", "127.0.0.1:8081", "codec server listen address")
 	fs.BoolVar(&o.demo, "demo", true, "submit the demo jobs")
 	noDemo := fs.Bool("no-demo", false, "do not submit the demo jobs")
 	if err := fs.Parse(args); err != nil {
@@ -98,12 +105,28 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("PostgreSQL: %w", err)
 	}
 
+	keys, payloadCodec, err := codecKeys(filepath.Join(dir, "codec.keys"))
+	if err != nil {
+		return err
+	}
+	codecURL := "http://" + o.codecAddr
+	step(out, "starting the codec server on %s (histories are encrypted; the Web UI decrypts through it)", codecURL)
+	codecLn, err := net.Listen("tcp", o.codecAddr)
+	if err != nil {
+		return fmt.Errorf("codec server: %w", err)
+	}
+	uiOrigins := []string{fmt.Sprintf("http://127.0.0.1:%d", o.uiPort), fmt.Sprintf("http://localhost:%d", o.uiPort)}
+	codecSrv := &http.Server{Handler: codec.HTTPHandler(payloadCodec, uiOrigins), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = codecSrv.Serve(codecLn) }()
+	defer codecSrv.Close()
+
 	step(out, "starting the Temporal dev server with its Web UI (first run builds the pinned CLI: about 3 minutes)")
 	tsrv, err := localtemporal.Start(ctx, localtemporal.Options{
-		DBFile:  filepath.Join(dir, "temporal.db"),
-		Port:    o.temporalPort,
-		UIPort:  o.uiPort,
-		LogFile: filepath.Join(dir, "logs", "temporal.log"),
+		DBFile:          filepath.Join(dir, "temporal.db"),
+		Port:            o.temporalPort,
+		UIPort:          o.uiPort,
+		UICodecEndpoint: codecURL,
+		LogFile:         filepath.Join(dir, "logs", "temporal.log"),
 	})
 	if err != nil {
 		return fmt.Errorf("Temporal: %w", err)
@@ -136,6 +159,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"TEMPORAL_ADDRESS=" + tsrv.Address,
 		"TEMPORAL_WEB_UI_URL=" + tsrv.UIURL,
 		"LOG_FORMAT=text",
+		"PAYLOAD_ENCRYPTION_KEYS=" + keys,
 	}
 	if !realAPI {
 		workerEnv = append(workerEnv, "POLL_INITIAL_INTERVAL=2s", "POLL_MAX_INTERVAL=10s", "JOB_STUCK_AFTER=20s")
@@ -150,19 +174,45 @@ The stack is running. Ctrl-C stops everything.
   Temporal address  %s
   PostgreSQL        %s   (psql "%s")
   Chamelaion API    %s
+  Codec server      %s   (payloads are encrypted; keys in %s)
   Logs              %s
-  Submit a job      TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
+  Submit a job      PAYLOAD_ENCRYPTION_KEYS=$(cat %s) TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
 
-`, tsrv.UIURL, tsrv.Address, dbURL, dbURL, baseURL, filepath.Join(dir, "logs"), tsrv.Address, filepath.Join(bin, "starter"))
+`, tsrv.UIURL, tsrv.Address, dbURL, dbURL, baseURL, codecURL, filepath.Join(dir, "codec.keys"), filepath.Join(dir, "logs"),
+		filepath.Join(dir, "codec.keys"), tsrv.Address, filepath.Join(bin, "starter"))
 
 	if o.demo && !realAPI {
-		if err := demo(ctx, out, tsrv.Address, "http://"+o.emulatorAddr, tsrv.UIURL); err != nil && !errors.Is(err, context.Canceled) {
+		if err := demo(ctx, out, tsrv.Address, "http://"+o.emulatorAddr, tsrv.UIURL, payloadCodec); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
 	<-ctx.Done()
 	step(out, "stopping")
 	return nil
+}
+
+// codecKeys reads the stack's payload key from path, creating a random one
+// the first time.
+func codecKeys(path string) (string, *codec.Codec, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return "", nil, err
+		}
+		b = []byte("local:" + base64.StdEncoding.EncodeToString(raw))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return "", nil, err
+		}
+	} else if err != nil {
+		return "", nil, err
+	}
+	keys := strings.TrimSpace(string(b))
+	c, err := codec.ParseKeys(keys, "")
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return keys, c, nil
 }
 
 func step(out io.Writer, format string, args ...any) {
@@ -178,7 +228,7 @@ type demoJob struct {
 
 // demo submits a small batch with a mix of outcomes and prints each as it
 // ends.
-func demo(ctx context.Context, out io.Writer, address, emulatorURL, uiURL string) error {
+func demo(ctx context.Context, out io.Writer, address, emulatorURL, uiURL string, pc *codec.Codec) error {
 	run := time.Now().UTC().Format("20060102-150405")
 	jobs := []demoJob{
 		{"ok-1", "", "completes"},
@@ -199,7 +249,12 @@ func demo(ctx context.Context, out io.Writer, address, emulatorURL, uiURL string
 	if err := putScenarios(ctx, emulatorURL, "["+strings.Join(scen, ",")+"]"); err != nil {
 		return err
 	}
-	tc, err := client.Dial(client.Options{HostPort: address, Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	tc, err := client.Dial(client.Options{
+		HostPort:         address,
+		Logger:           tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		DataConverter:    pc.DataConverter(),
+		FailureConverter: pc.FailureConverter(),
+	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal: %w", err)
 	}

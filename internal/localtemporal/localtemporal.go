@@ -104,6 +104,8 @@ type Options struct {
 	UIPort int
 	// Headless disables the Web UI.
 	Headless bool
+	// UICodecEndpoint points the Web UI at a codec server ("" = none).
+	UICodecEndpoint string
 	// Namespaces to create besides "default".
 	Namespaces []string
 	// SearchAttributes to register: name → type (Keyword, Text, Int,
@@ -180,6 +182,9 @@ func (s *Server) args() []string {
 		args = append(args, "--headless")
 	} else {
 		args = append(args, "--ui-port", strconv.Itoa(o.UIPort))
+		if o.UICodecEndpoint != "" {
+			args = append(args, "--ui-codec-endpoint", o.UICodecEndpoint)
+		}
 	}
 	if o.DBFile != "" {
 		args = append(args, "--db-filename", o.DBFile)

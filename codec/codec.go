@@ -1,0 +1,176 @@
+// Package codec encrypts Temporal payloads with AES-256-GCM, so that workflow
+// inputs and results (pre-signed media URLs, output URLs) and failure
+// messages are stored in histories only encrypted. Keys carry an id: the
+// active key encrypts, every configured key decrypts, so a key can be
+// rotated by adding a new one, making it active, and removing the old one
+// once no history needs it.
+//
+// Configure it with PAYLOAD_ENCRYPTION_KEYS ("id:base64-32-bytes", comma
+// separated) and PAYLOAD_ENCRYPTION_KEY_ID (the active id; defaults to the
+// first). The worker, the starter and every service that starts jobs need
+// the same keys; the codec server (cmd/codec-server) lets the Web UI show
+// decrypted payloads to an operator who runs it.
+package codec
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/proto"
+)
+
+// Metadata written on encrypted payloads.
+const (
+	// EncodingEncrypted is the metadata "encoding" of an encrypted payload.
+	EncodingEncrypted = "binary/encrypted"
+	// MetadataKeyID names the key that encrypted the payload.
+	MetadataKeyID = "encryption-key-id"
+)
+
+// Codec is a converter.PayloadCodec that encrypts with the active key and
+// decrypts with any configured key.
+type Codec struct {
+	active string
+	aeads  map[string]cipher.AEAD
+}
+
+// ParseKeys reads "id:base64key,id2:base64key2" (each key 32 bytes) and the
+// active key id ("" = the first listed). Errors never repeat a key.
+func ParseKeys(spec, active string) (*Codec, error) {
+	c := &Codec{aeads: map[string]cipher.AEAD{}}
+	var first string
+	for i, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		id, b64, ok := strings.Cut(item, ":")
+		if !ok || strings.TrimSpace(id) == "" {
+			return nil, fmt.Errorf("key %d: want id:base64key", i+1)
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: not valid base64", id)
+		}
+		if len(key) != 32 {
+			return nil, fmt.Errorf("key %q: must be 32 bytes (AES-256), got %d", id, len(key))
+		}
+		if _, dup := c.aeads[id]; dup {
+			return nil, fmt.Errorf("key %q: listed twice", id)
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", id, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", id, err)
+		}
+		c.aeads[id] = aead
+		if first == "" {
+			first = id
+		}
+	}
+	if len(c.aeads) == 0 {
+		return nil, errors.New("no keys")
+	}
+	if active == "" {
+		active = first
+	}
+	if _, ok := c.aeads[active]; !ok {
+		return nil, fmt.Errorf("active key id %q is not among the keys (%s)", active, strings.Join(c.KeyIDs(), ", "))
+	}
+	c.active = active
+	return c, nil
+}
+
+// KeyIDs lists the configured key ids, sorted.
+func (c *Codec) KeyIDs() []string {
+	ids := make([]string, 0, len(c.aeads))
+	for id := range c.aeads {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// ActiveKeyID is the id of the key that encrypts.
+func (c *Codec) ActiveKeyID() string { return c.active }
+
+// Encode encrypts every payload with the active key.
+func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	aead := c.aeads[c.active]
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		plain, err := proto.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("codec: marshal payload: %w", err)
+		}
+		nonce := make([]byte, aead.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, fmt.Errorf("codec: nonce: %w", err)
+		}
+		out[i] = &commonpb.Payload{
+			Metadata: map[string][]byte{
+				converter.MetadataEncoding: []byte(EncodingEncrypted),
+				MetadataKeyID:              []byte(c.active),
+			},
+			Data: aead.Seal(nonce, nonce, plain, []byte(c.active)),
+		}
+	}
+	return out, nil
+}
+
+// Decode decrypts encrypted payloads (with the key their metadata names)
+// and passes any other payload through unchanged.
+func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		if string(p.GetMetadata()[converter.MetadataEncoding]) != EncodingEncrypted {
+			out[i] = p
+			continue
+		}
+		id := string(p.GetMetadata()[MetadataKeyID])
+		aead, ok := c.aeads[id]
+		if !ok {
+			return nil, fmt.Errorf("codec: payload encrypted with key %q, which is not configured", id)
+		}
+		data := p.GetData()
+		if len(data) < aead.NonceSize() {
+			return nil, errors.New("codec: encrypted payload too short")
+		}
+		plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
+		if err != nil {
+			return nil, fmt.Errorf("codec: decrypt with key %q: authentication failed", id)
+		}
+		var dec commonpb.Payload
+		if err := proto.Unmarshal(plain, &dec); err != nil {
+			return nil, fmt.Errorf("codec: unmarshal decrypted payload: %w", err)
+		}
+		out[i] = &dec
+	}
+	return out, nil
+}
+
+// DataConverter wraps the default data converter with the codec.
+func (c *Codec) DataConverter() converter.DataConverter {
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
+}
+
+// FailureConverter encodes failure messages and stack traces with the
+// codec too, so that error texts are encrypted in histories as well.
+func (c *Codec) FailureConverter() converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          c.DataConverter(),
+		EncodeCommonAttributes: true,
+	})
+}
