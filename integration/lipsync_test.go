@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +179,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("e2e-long: %d runs, events per run: %v", len(runs), eventCounts(runs))
 	})
 
+	if dir := os.Getenv("LIPSYNC_RECORD_HISTORIES"); dir != "" {
+		recordHistories(ctx, t, tc, dir, []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long"})
+	}
+
 	t.Run("the API key appears in no history and no log", func(t *testing.T) {
 		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default", PageSize: 1000})
 		require.NoError(t, err)
@@ -231,4 +236,21 @@ func eventCounts(hs []*historypb.History) []int {
 		n = append(n, len(h.Events))
 	}
 	return n
+}
+
+// recordHistories writes the histories of the given jobs (every run) as
+// JSON into dir, for the replay test of the workflows package:
+//
+//	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run TestEndToEnd ./integration/
+func recordHistories(ctx context.Context, t *testing.T, tc client.Client, dir string, refs []string) {
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for _, ref := range refs {
+		for i, h := range runHistories(ctx, t, tc, "lipsync-"+ref) {
+			b, err := protojson.MarshalOptions{Indent: " "}.Marshal(h)
+			require.NoError(t, err)
+			name := filepath.Join(dir, fmt.Sprintf("%s-run%d.json", ref, i+1))
+			require.NoError(t, os.WriteFile(name, b, 0o644))
+		}
+	}
+	t.Logf("recorded histories of %d jobs into %s", len(refs), dir)
 }

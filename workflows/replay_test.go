@@ -1,0 +1,59 @@
+package workflows
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplayRecordedHistories replays histories recorded from the
+// integration test against today's workflow code: a change that would break
+// running workflows (non-determinism) fails here. Re-record after an
+// intended, versioned change:
+//
+//	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run TestEndToEnd ./integration/
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no recorded histories")
+	replayer := newReplayer(t, (&Workflows{}).LipSync)
+	logger := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(logger, f))
+		})
+	}
+}
+
+// TestReplayCatchesANonDeterministicChange shows the replay test doing its
+// job: a workflow that schedules its activities in another order than the
+// recorded run did is refused.
+func TestReplayCatchesANonDeterministicChange(t *testing.T) {
+	broken := func(ctx workflow.Context, in LipSyncInput) (LipSyncResult, error) {
+		// An unversioned change: a timer before anything else.
+		if err := workflow.Sleep(ctx, 1); err != nil {
+			return LipSyncResult{}, err
+		}
+		return (&Workflows{}).LipSync(ctx, in)
+	}
+	replayer := newReplayer(t, broken)
+	f := filepath.Join("testdata", "histories", "e2e-ok-1-run1.json")
+	_, err := os.Stat(f)
+	require.NoError(t, err)
+	err = replayer.ReplayWorkflowHistoryFromJSONFile(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)), f)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "TMPRL1100", "the SDK's non-determinism error")
+}
+
+func newReplayer(t *testing.T, wf any) worker.WorkflowReplayer {
+	t.Helper()
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: WorkflowName})
+	return r
+}
