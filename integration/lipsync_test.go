@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +69,7 @@ func TestEndToEnd(t *testing.T) {
 	results := make(map[string]outcome)
 	var mu sync.Mutex
 	parallel(jobs, func(j job) {
-		out, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", j.ref,
+		out, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", j.ref, "--batch-id", "itest-batch",
 			"--video-url", mediaURL(j.ref, "video"), "--audio-url", mediaURL(j.ref, "audio"))
 		mu.Lock()
 		results[j.ref] = outcome{out, errOut, code}
@@ -167,14 +170,49 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	defer tc.Close()
 
+	t.Run("an operator finds stuck and escalated jobs with the README's list queries", func(t *testing.T) {
+		s.scenarios(`{"reference_id":"e2e-queued-long","queued_for":"10m"}`)
+		_, errOut, code := s.starter(ctx, "submit", "--reference-id", "e2e-queued-long", "--batch-id", "itest-batch",
+			"--video-url", mediaURL("e2e-queued-long", "video"), "--audio-url", mediaURL("e2e-queued-long", "audio"))
+		require.Equal(t, 0, code, errOut)
+		require.Eventually(t, func() bool {
+			out, _, code := s.starter(ctx, "status", "--reference-id", "e2e-queued-long")
+			return code == 0 && strings.Contains(out, `"Status": "queued"`)
+		}, 30*time.Second, 200*time.Millisecond)
+		time.Sleep(3 * time.Second)
+		queuedBefore := time.Now().Add(-2 * time.Second).UTC().Format(time.RFC3339)
+		queries := []struct {
+			query string
+			want  []string
+		}{
+			{fmt.Sprintf(`ExecutionStatus = "Running" AND LipsyncStatus = "queued" AND LipsyncStatusSince < "%s"`, queuedBefore), []string{"lipsync-e2e-queued-long"}},
+			{`LipsyncBatchId = "itest-batch" AND LipsyncEscalated IS NOT NULL`, []string{"lipsync-e2e-400", "lipsync-e2e-412", "lipsync-e2e-failed"}},
+			{`LipsyncEscalated = "QuotaExceeded"`, []string{"lipsync-e2e-412"}},
+		}
+		for _, q := range queries {
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				got := s.listWorkflows(ctx, q.query)
+				if fmt.Sprint(got) == fmt.Sprint(q.want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("query %s: got %v, want %v\nall jobs: %s", q.query, got, q.want, s.cli(ctx, "workflow", "list", "--query", `WorkflowId STARTS_WITH "lipsync-e2e-q"`))
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}
+	})
+
 	t.Run("every run of a long job keeps its history bounded", func(t *testing.T) {
 		runs := runHistories(ctx, t, tc, "lipsync-e2e-long")
 		require.Greater(t, len(runs), 1)
 		// MAX_POLLS_PER_RUN=10 status checks per run; each check costs at most
 		// 11 events (timer, activity, two workflow tasks), plus the run's
-		// start, record and submit: bound = 11*10 + 25.
+		// start, record, submit, markers and search-attribute upserts on
+		// status changes: bound = 11*10 + 40.
 		for i, h := range runs {
-			require.LessOrEqual(t, len(h.Events), 11*10+25, "run %d has %d events", i+1, len(h.Events))
+			require.LessOrEqual(t, len(h.Events), 11*10+40, "run %d has %d events", i+1, len(h.Events))
 		}
 		t.Logf("e2e-long: %d runs, events per run: %v", len(runs), eventCounts(runs))
 	})
@@ -253,4 +291,35 @@ func recordHistories(ctx context.Context, t *testing.T, tc client.Client, dir st
 		}
 	}
 	t.Logf("recorded histories of %d jobs into %s", len(refs), dir)
+}
+
+var workflowIDField = regexp.MustCompile(`"workflowId":\s*"([^"]+)"`)
+
+// cli runs the Temporal CLI against the stack's server.
+func (s *stack) cli(ctx context.Context, args ...string) string {
+	cli := os.Getenv("TEMPORAL_CLI")
+	if cli == "" {
+		cli = filepath.Join(os.Getenv("HOME"), ".cache", "lipsync", "temporal-v1.5.1")
+	}
+	args = append(args, "--address", s.temporal.Address, "--namespace", "default")
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	require.NoError(s.t, err, "temporal %v: %s", args, out)
+	return string(out)
+}
+
+// listWorkflows runs a list query through the Temporal CLI, as an operator
+// would, and returns the workflow IDs found, sorted.
+func (s *stack) listWorkflows(ctx context.Context, query string) []string {
+	out := s.cli(ctx, "workflow", "list", "--query", query, "--output", "json")
+	seen := map[string]bool{}
+	ids := []string{}
+	// Each execution names its workflow ID and its root execution's.
+	for _, m := range workflowIDField.FindAllStringSubmatch(out, -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			ids = append(ids, m[1])
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }

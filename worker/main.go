@@ -121,6 +121,9 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		return err
 	}
 	defer tc.Close()
+	if err := ensureSearchAttributes(ctx, tc, cfg.Temporal.Namespace, logger); err != nil {
+		return err
+	}
 
 	acts := &activities.Activities{
 		API:        api,

@@ -61,6 +61,7 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 			ReferenceID: ref,
 			Attempt:     1,
 			Status:      "pending",
+			StatusSince: workflow.Now(ctx),
 			StartedAt:   workflow.Now(ctx),
 			NextPoll:    s.Poll.Initial,
 			Runs:        1,
@@ -72,6 +73,7 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 		return LipSyncResult{}, fmt.Errorf("register status query: %w", err)
 	}
 
+	j.publish(ctx)
 	if j.state.RequestID == "" {
 		if err := j.record(ctx); err != nil {
 			return LipSyncResult{}, err
@@ -90,6 +92,11 @@ type job struct {
 	state      JobState
 	escalated  string
 	lastError  string
+	// What publish last told Temporal's visibility.
+	published          bool
+	publishedStatus    string
+	publishedRequest   string
+	publishedEscalated string
 }
 
 func (j *job) status() JobStatus {
@@ -169,9 +176,10 @@ func (j *job) submit(ctx workflow.Context) error {
 	}
 	j.state.RequestID = res.RequestID
 	j.state.Adopted = res.Adopted
-	j.state.Status = "submitted"
+	j.setStatus(ctx, "submitted")
 	j.state.SubmittedAt = workflow.Now(ctx)
 	j.state.NextPoll = j.state.Settings.Poll.Initial
+	j.publish(ctx)
 	workflow.GetLogger(ctx).Info("job submitted", "RequestId", res.RequestID, "Adopted", res.Adopted)
 	return nil
 }
@@ -209,10 +217,11 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		if err != nil {
 			return LipSyncResult{}, j.failActivity(ctx, "check status", err)
 		}
-		j.state.Status = string(res.Status)
+		j.setStatus(ctx, string(res.Status))
 		if res.StartedAt != nil {
 			j.state.ProcessingStarted = res.StartedAt
 		}
+		j.publish(ctx)
 		switch res.Status {
 		case chamelaion.StatusCompleted:
 			return j.completed(ctx, res), nil
@@ -232,6 +241,14 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 				}
 			}
 		}
+	}
+}
+
+// setStatus records a status and, when it changed, since when.
+func (j *job) setStatus(ctx workflow.Context, status string) {
+	if status != j.state.Status {
+		j.state.Status = status
+		j.state.StatusSince = workflow.Now(ctx)
 	}
 }
 
@@ -299,7 +316,8 @@ func classifyActivityFailure(op string, err error, budget time.Duration) (reason
 // escalateFailure escalates and returns the workflow's final error, which
 // names the cause.
 func (j *job) escalateFailure(ctx workflow.Context, reason string, status int, msg string) error {
-	j.state.Status = "failed"
+	j.setStatus(ctx, "failed")
+	j.lastError = msg
 	if err := j.escalate(ctx, activities.KindFailure, reason, status, msg); err != nil {
 		return err
 	}
@@ -328,6 +346,7 @@ func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, ms
 	if kind == activities.KindFailure {
 		j.escalated = reason
 	}
+	j.publish(ctx)
 	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    j.state.Settings.NotifyTimeout + 5*time.Second,
 		ScheduleToCloseTimeout: 10 * time.Minute,

@@ -152,12 +152,14 @@ type JobState struct {
 	PreviousRequestIDs []string
 	Adopted            bool
 	Status             string
-	StartedAt          time.Time
-	SubmittedAt        time.Time
-	ProcessingStarted  *time.Time
-	StatusChecks       int
-	NextPoll           time.Duration
-	StuckNotified      bool
+	// StatusSince is when the job entered Status (workflow time).
+	StatusSince       time.Time
+	StartedAt         time.Time
+	SubmittedAt       time.Time
+	ProcessingStarted *time.Time
+	StatusChecks      int
+	NextPoll          time.Duration
+	StuckNotified     bool
 	// Runs counts the workflow runs of this job (1 + continue-as-new count).
 	Runs int
 }
