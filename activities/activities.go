@@ -32,6 +32,7 @@ type Store interface {
 	UpdateJob(ctx context.Context, u store.JobUpdate) (bool, error)
 	RecordEscalation(ctx context.Context, e store.NewEscalation) (store.Escalation, bool, error)
 	MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error
+	ResolveEscalation(ctx context.Context, workflowID string, attempt int, resolution, by, note string) error
 }
 
 // Activities holds the dependencies of every activity.

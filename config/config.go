@@ -115,6 +115,10 @@ type Jobs struct {
 	RetryInitialInterval time.Duration `envconfig:"RETRY_INITIAL_INTERVAL" default:"1s"`
 	// RetryMaxInterval caps the retry backoff of an activity. Defaults to 1m.
 	RetryMaxInterval time.Duration `envconfig:"RETRY_MAX_INTERVAL" default:"1m"`
+	// DecisionWait is how long an escalated job waits for a human's answer
+	// (starter resolve) before it ends failed; 0 ends it at once.
+	// Defaults to 168h (a week).
+	DecisionWait time.Duration `envconfig:"ESCALATION_DECISION_WAIT" default:"168h"`
 	// MaxPollsPerRun is how many status checks one workflow run makes
 	// before it continues as new, which keeps every history bounded.
 	// Defaults to 200.
@@ -205,6 +209,7 @@ func (c Config) validateCommon() error {
 		{"RETRY_INITIAL_INTERVAL", c.Jobs.RetryInitialInterval > 0, "must be a positive duration such as 1s"},
 		{"RETRY_MAX_INTERVAL", c.Jobs.RetryMaxInterval >= c.Jobs.RetryInitialInterval, "must be at least RETRY_INITIAL_INTERVAL"},
 		{"MAX_POLLS_PER_RUN", c.Jobs.MaxPollsPerRun >= 10, "must be at least 10"},
+		{"ESCALATION_DECISION_WAIT", c.Jobs.DecisionWait >= 0, "must not be negative"},
 		{"NOTIFY_TIMEOUT", c.Notify.Timeout > 0, "must be a positive duration such as 10s"},
 		{"WORKER_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout > 0, "must be a positive duration such as 30s"},
 	}

@@ -204,6 +204,47 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a human answers escalations: retry, abandon, refusals", func(t *testing.T) {
+		resolve := func(args ...string) (string, string, int) {
+			return s.starter(ctx, append([]string{"resolve"}, args...)...)
+		}
+		out, errOut, code := resolve("e2e-412", "retry", "--note", "plan upgraded", "--by", "itest-operator")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "retry accepted for attempt 1")
+		out, errOut, code = s.starter(ctx, "submit", "--wait", "--reference-id", "e2e-412",
+			"--video-url", mediaURL("e2e-412", "video"), "--audio-url", mediaURL("e2e-412", "audio"))
+		require.Equal(t, 0, code, "the retried job completes: %s %s", out, errOut)
+		require.Contains(t, out, `"Status": "completed"`)
+
+		_, errOut, code = resolve("lipsync-e2e-failed", "abandon", "--note", "media deleted upstream", "--by", "itest-operator")
+		require.Equal(t, 0, code, errOut)
+
+		_, errOut, code = resolve("e2e-400", "maybe")
+		require.Equal(t, 2, code)
+		require.Contains(t, errOut, `unknown action "maybe"`)
+		_, errOut, code = resolve("e2e-ok-1", "retry")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "not waiting for a decision")
+		_, errOut, code = resolve("e2e-queued-long", "abandon")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "not waiting for a decision (status queued)")
+
+		var status string
+		var attempt int
+		require.Eventually(t, func() bool {
+			return conn.QueryRow(ctx, `SELECT status FROM lipsync_jobs WHERE workflow_id = 'lipsync-e2e-failed'`).Scan(&status) == nil && status == "abandoned"
+		}, 10*time.Second, 100*time.Millisecond)
+		require.NoError(t, conn.QueryRow(ctx, `SELECT status, attempt FROM lipsync_jobs WHERE workflow_id = 'lipsync-e2e-412'`).Scan(&status, &attempt))
+		require.Equal(t, "completed", status)
+		require.Equal(t, 2, attempt)
+		var resolution, by, note string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT resolution, resolved_by, resolution_note FROM escalations WHERE workflow_id = 'lipsync-e2e-412' AND kind = 'failure'`).Scan(&resolution, &by, &note))
+		require.Equal(t, []string{"retry", "itest-operator", "plan upgraded"}, []string{resolution, by, note})
+		require.NoError(t, conn.QueryRow(ctx, `SELECT resolution, resolution_note FROM escalations WHERE workflow_id = 'lipsync-e2e-failed' AND kind = 'failure'`).Scan(&resolution, &note))
+		require.Equal(t, []string{"abandon", "media deleted upstream"}, []string{resolution, note})
+		require.Equal(t, 1, s.stats().JobsByReference["e2e-412"], "the retry submitted exactly once")
+	})
+
 	t.Run("every run of a long job keeps its history bounded", func(t *testing.T) {
 		runs := runHistories(ctx, t, tc, "lipsync-e2e-long")
 		require.Greater(t, len(runs), 1)

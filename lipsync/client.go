@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -64,6 +66,7 @@ type Run struct {
 	// and this submission attached to it rather than starting another.
 	Attached bool
 	run      client.WorkflowRun
+	client   *Client
 }
 
 // Submit validates the job (refusing bad input before anything starts) and
@@ -88,7 +91,7 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, workflows.WorkflowName, job)
 	if err == nil {
-		return &Run{WorkflowID: id, ReferenceID: job.ReferenceID, run: run}, nil
+		return &Run{WorkflowID: id, ReferenceID: job.ReferenceID, run: run, client: c}, nil
 	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if !errors.As(err, &started) {
@@ -99,13 +102,14 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 		ReferenceID: job.ReferenceID,
 		Attached:    true,
 		run:         c.temporal.GetWorkflow(ctx, id, ""),
+		client:      c,
 	}, nil
 }
 
 // Attach returns the job with this reference_id without submitting anything.
 func (c *Client) Attach(ctx context.Context, referenceID string) *Run {
 	id := workflows.WorkflowID(referenceID)
-	return &Run{WorkflowID: id, ReferenceID: referenceID, Attached: true, run: c.temporal.GetWorkflow(ctx, id, "")}
+	return &Run{WorkflowID: id, ReferenceID: referenceID, Attached: true, run: c.temporal.GetWorkflow(ctx, id, ""), client: c}
 }
 
 // Wait blocks until the job ends (following continue-as-new) and returns
@@ -115,6 +119,84 @@ func (r *Run) Wait(ctx context.Context) (Result, error) {
 	var res Result
 	if err := r.run.Get(ctx, &res); err != nil {
 		return Result{}, fmt.Errorf("lipsync: job %s: %w", r.WorkflowID, err)
+	}
+	return res, nil
+}
+
+// WaitingForDecisionError says a job was escalated and now waits for a
+// human's answer (Client.Resolve).
+type WaitingForDecisionError struct {
+	WorkflowID string
+	Status     Status
+}
+
+// Error implements error.
+func (e *WaitingForDecisionError) Error() string {
+	return fmt.Sprintf("lipsync: job %s escalated (%s: %s) and waits for a decision: starter resolve %s retry|abandon",
+		e.WorkflowID, e.Status.Escalated, e.Status.LastError, e.Status.ReferenceID)
+}
+
+// WaitUntilSettled is Wait that also returns, with a
+// *WaitingForDecisionError, as soon as the job is escalated and waits for a
+// human, instead of waiting for the answer.
+func (r *Run) WaitUntilSettled(ctx context.Context) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := r.Wait(ctx)
+		done <- outcome{res, err}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case o := <-done:
+			return o.res, o.err
+		case <-tick.C:
+			st, err := r.client.Status(ctx, r.ReferenceID)
+			if err == nil && st.WaitingForDecision {
+				return Result{}, &WaitingForDecisionError{WorkflowID: r.WorkflowID, Status: st}
+			}
+		}
+	}
+}
+
+// Decision is a human's answer to an escalated job.
+type Decision = workflows.Decision
+
+// Resolve answers an escalated job that waits for a decision: "retry"
+// resubmits it as a new attempt, "abandon" ends it recorded as abandoned.
+// The job is named by its reference_id or its workflow ID. A job that is
+// not waiting, or an unknown action, is refused with the reason.
+func (c *Client) Resolve(ctx context.Context, job string, d Decision) (workflows.DecisionResult, error) {
+	if err := workflows.ValidateDecision(d); err != nil {
+		return workflows.DecisionResult{}, fmt.Errorf("%w: %v", ErrInvalidJob, err)
+	}
+	id := job
+	if !strings.HasPrefix(id, workflows.WorkflowIDPrefix) {
+		id = workflows.WorkflowID(job)
+	}
+	h, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		UpdateName:   workflows.UpdateResolve,
+		Args:         []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var res workflows.DecisionResult
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return res, fmt.Errorf("lipsync: job %s is not waiting for a decision: it has ended or does not exist", id)
+		}
+		return res, fmt.Errorf("lipsync: resolve %s refused: %w", id, err)
 	}
 	return res, nil
 }

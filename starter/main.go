@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"go.temporal.io/sdk/client"
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd = submit
 	case "status":
 		cmd = status
+	case "resolve":
+		cmd = resolve
 	default:
 		fmt.Fprintf(stderr, "starter: unknown command %q\n%s", args[0], usage)
 		return 2
@@ -141,9 +144,21 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if !wait {
 		return nil
 	}
-	res, err := run.Wait(ctx)
+	res, err := run.WaitUntilSettled(ctx)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
+	var waiting *lipsync.WaitingForDecisionError
+	if errors.As(err, &waiting) {
+		_ = enc.Encode(struct {
+			WorkflowID         string
+			Escalated          string
+			Message            string
+			WaitingForDecision bool
+			Resolve            string
+		}{run.WorkflowID, waiting.Status.Escalated, waiting.Status.LastError, true,
+			fmt.Sprintf("starter resolve %s retry|abandon --note TEXT", run.ReferenceID)})
+		return fmt.Errorf("job %s escalated: %s: %s (waiting for a decision)", run.WorkflowID, waiting.Status.Escalated, waiting.Status.LastError)
+	}
 	if err != nil {
 		if esc, ok := lipsync.EscalationOf(err); ok {
 			_ = enc.Encode(struct {
@@ -182,4 +197,49 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(st)
+}
+
+func resolve(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || strings.HasPrefix(args[0], "-") || strings.HasPrefix(args[1], "-") {
+		return fmt.Errorf("%w: resolve: want <reference-id|workflow-id> retry|abandon [--note TEXT] [--by NAME]", errUsage)
+	}
+	job, action := args[0], args[1]
+	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	note := fs.String("note", "", "why (recorded with the decision)")
+	by := fs.String("by", defaultActor(), "who decides (recorded with the decision)")
+	if err := fs.Parse(args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: resolve: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: resolve: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	d := lipsync.Decision{Action: action, Note: *note, By: *by}
+	if err := workflows.ValidateDecision(d); err != nil {
+		return fmt.Errorf("%w: resolve: %v", errUsage, err)
+	}
+	c, err := dial(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := lipsync.NewClient(c, cfg.Temporal.TaskQueue).Resolve(ctx, job, d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s accepted for attempt %d\n", job, res.Action, res.Attempt)
+	return nil
+}
+
+// defaultActor names the person running the starter.
+func defaultActor() string {
+	u := os.Getenv("USER")
+	if u == "" {
+		u = "unknown"
+	}
+	host, _ := os.Hostname()
+	return u + "@" + host + " (starter)"
 }

@@ -38,6 +38,25 @@ type Escalation struct {
 	CreatedAt   time.Time  `db:"created_at"`
 	NotifiedAt  *time.Time `db:"notified_at"`
 	NotifyError *string    `db:"notify_error"`
+	// The human's answer, if any: retry, abandon, or expired (no answer in
+	// time).
+	ResolvedAt     *time.Time `db:"resolved_at"`
+	Resolution     *string    `db:"resolution"`
+	ResolvedBy     *string    `db:"resolved_by"`
+	ResolutionNote *string    `db:"resolution_note"`
+}
+
+// ResolveEscalation records the answer to a job's failure escalation of one
+// attempt. The first answer wins; recording it again is a no-op.
+func (s *Store) ResolveEscalation(ctx context.Context, workflowID string, attempt int, resolution, by, note string) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE escalations SET resolved_at = now(), resolution = $3, resolved_by = NULLIF($4, ''), resolution_note = NULLIF($5, '')
+		WHERE workflow_id = $1 AND attempt = $2 AND kind = 'failure' AND resolved_at IS NULL`,
+		workflowID, max(attempt, 1), resolution, by, note)
+	if err != nil {
+		return fmt.Errorf("store: resolve escalation of %s: %w", workflowID, err)
+	}
+	return nil
 }
 
 // RecordEscalation inserts the escalation unless one with its key exists,

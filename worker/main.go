@@ -144,6 +144,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.CheckStatus)
 	mainWorker.RegisterActivity(acts.Escalate)
 	mainWorker.RegisterActivity(acts.NotifyHuman)
+	mainWorker.RegisterActivity(acts.RecordDecision)
 
 	// Every generation call goes through this queue; the server enforces
 	// its activity rate across all workers polling it.

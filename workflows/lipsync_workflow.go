@@ -72,8 +72,47 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 	}); err != nil {
 		return LipSyncResult{}, fmt.Errorf("register status query: %w", err)
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve,
+		func(ctx workflow.Context, d Decision) (DecisionResult, error) {
+			j.decision = &d
+			return DecisionResult{Action: d.Action, Attempt: j.state.Attempt}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error {
+			if err := ValidateDecision(d); err != nil {
+				return err
+			}
+			if !j.waiting || j.decision != nil {
+				return fmt.Errorf("job %s is not waiting for a decision (status %s)", j.state.ReferenceID, j.state.Status)
+			}
+			return nil
+		}},
+	); err != nil {
+		return LipSyncResult{}, fmt.Errorf("register resolve update: %w", err)
+	}
 
 	j.publish(ctx)
+	for {
+		res, err := j.attempt(ctx)
+		var esc *escalation
+		if !errors.As(err, &esc) {
+			return res, err
+		}
+		d, err := j.awaitDecision(ctx, esc)
+		if err != nil {
+			return LipSyncResult{}, err
+		}
+		if d.Action != activities.DecisionRetry {
+			return LipSyncResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("job abandoned by %s after escalation (%s): %s", orUnknown(d.By), esc.details.Reason, d.Note),
+				ReasonAbandoned, nil, esc.details)
+		}
+		j.retry(ctx)
+	}
+}
+
+// attempt submits the job (unless a request exists) and polls it to its
+// end. A failure that went to a human returns an *escalation.
+func (j *job) attempt(ctx workflow.Context) (LipSyncResult, error) {
 	if j.state.RequestID == "" {
 		if err := j.record(ctx); err != nil {
 			return LipSyncResult{}, err
@@ -83,6 +122,78 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 		}
 	}
 	return j.poll(ctx)
+}
+
+// escalation is a failure that was put in front of a human.
+type escalation struct {
+	details EscalationDetails
+}
+
+func (e *escalation) Error() string { return e.details.Reason + ": " + e.details.Message }
+
+// finalError is the workflow's error for an escalated job that ends.
+func (e *escalation) finalError() error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("job escalated to a human: %s: %s", e.details.Reason, e.details.Message), e.details.Reason, nil, e.details)
+}
+
+// awaitDecision waits up to DecisionWait for a human's answer. Without one
+// it records the escalation as expired and returns the final error.
+func (j *job) awaitDecision(ctx workflow.Context, esc *escalation) (Decision, error) {
+	wait := j.state.Settings.DecisionWait
+	if wait <= 0 {
+		return Decision{}, esc.finalError()
+	}
+	j.waiting, j.decision = true, nil
+	j.publish(ctx)
+	workflow.GetLogger(ctx).Info("escalated job waiting for a decision", "Reason", esc.details.Reason, "Wait", wait)
+	answered, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.decision != nil })
+	j.waiting = false
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{Action: activities.DecisionExpired, By: "timeout", Note: fmt.Sprintf("no decision within %s", wait)}
+	if answered {
+		d = *j.decision
+	}
+	if err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordDecision, activities.DecisionInput{
+		WorkflowID: j.workflowID, Attempt: j.state.Attempt, Action: d.Action, By: d.By, Note: d.Note,
+	}).Get(ctx, nil); err != nil {
+		return Decision{}, fmt.Errorf("record decision: %w", err)
+	}
+	if !answered {
+		return Decision{}, esc.finalError()
+	}
+	if d.Action == activities.DecisionAbandon {
+		j.setStatus(ctx, "abandoned")
+		j.publish(ctx)
+	}
+	return d, nil
+}
+
+// retry starts a new attempt of the job: a new submission, a fresh
+// deadline, and the earlier requests never adopted.
+func (j *job) retry(ctx workflow.Context) {
+	if j.state.RequestID != "" {
+		j.state.PreviousRequestIDs = append(j.state.PreviousRequestIDs, j.state.RequestID)
+	}
+	j.state.Attempt++
+	j.state.RequestID = ""
+	j.state.Adopted = false
+	j.state.StuckNotified = false
+	j.state.StartedAt = workflow.Now(ctx)
+	j.state.SubmittedAt = time.Time{}
+	j.escalated, j.lastError = "", ""
+	j.setStatus(ctx, "pending")
+	j.publish(ctx)
+	workflow.GetLogger(ctx).Info("retrying the job after a human's decision", "Attempt", j.state.Attempt)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unnamed operator"
+	}
+	return s
 }
 
 // job is one workflow run's working state.
@@ -97,20 +208,24 @@ type job struct {
 	publishedStatus    string
 	publishedRequest   string
 	publishedEscalated string
+	// waiting is true while the job waits for a human's decision.
+	waiting  bool
+	decision *Decision
 }
 
 func (j *job) status() JobStatus {
 	return JobStatus{
-		ReferenceID:   j.state.ReferenceID,
-		RequestID:     j.state.RequestID,
-		Status:        j.state.Status,
-		Attempt:       j.state.Attempt,
-		StatusChecks:  j.state.StatusChecks,
-		StuckNotified: j.state.StuckNotified,
-		Escalated:     j.escalated,
-		LastError:     j.lastError,
-		StartedAt:     j.state.StartedAt,
-		Runs:          j.state.Runs,
+		ReferenceID:        j.state.ReferenceID,
+		RequestID:          j.state.RequestID,
+		Status:             j.state.Status,
+		Attempt:            j.state.Attempt,
+		StatusChecks:       j.state.StatusChecks,
+		StuckNotified:      j.state.StuckNotified,
+		Escalated:          j.escalated,
+		LastError:          j.lastError,
+		StartedAt:          j.state.StartedAt,
+		Runs:               j.state.Runs,
+		WaitingForDecision: j.waiting,
 	}
 }
 
@@ -321,9 +436,7 @@ func (j *job) escalateFailure(ctx workflow.Context, reason string, status int, m
 	if err := j.escalate(ctx, activities.KindFailure, reason, status, msg); err != nil {
 		return err
 	}
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("job escalated to a human: %s: %s", reason, msg), reason, nil,
-		EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID})
+	return &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID}}
 }
 
 // escalate records the escalation durably, then notifies a human. A failed

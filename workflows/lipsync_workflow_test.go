@@ -46,13 +46,14 @@ func testInput() LipSyncInput {
 // harness is a time-skipping test environment with the real workflow and
 // scripted activities that record when they were called.
 type harness struct {
-	t        *testing.T
-	env      *testsuite.TestWorkflowEnvironment
-	start    time.Time
-	checks   []time.Time
-	submits  []time.Time
-	escalate []activities.EscalateInput
-	notified int
+	t         *testing.T
+	env       *testsuite.TestWorkflowEnvironment
+	start     time.Time
+	checks    []time.Time
+	submits   []time.Time
+	escalate  []activities.EscalateInput
+	notified  int
+	decisions []activities.DecisionInput
 }
 
 func newHarness(t *testing.T, s Settings) *harness {
@@ -72,6 +73,11 @@ func newHarness(t *testing.T, s Settings) *harness {
 		})
 	env.OnActivity(a.NotifyHuman, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.NotifyInput) error { h.notified++; return nil })
+	env.OnActivity(a.RecordDecision, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DecisionInput) error {
+			h.decisions = append(h.decisions, in)
+			return nil
+		})
 	return h
 }
 
@@ -414,4 +420,88 @@ func TestMultiDayJobKeepsHistoryBounded(t *testing.T) {
 // the next environment's clock forward by the time the checks took.
 func elapsedSoFar(s *JobState) time.Duration {
 	return s.SubmittedAt.Sub(s.StartedAt) + time.Duration(s.StatusChecks)*time.Minute
+}
+
+// resolve sends a decision after delay and records the outcome.
+func (h *harness) resolve(delay time.Duration, d Decision, rejected *error, accepted *bool) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateResolve, fmt.Sprint("u-", d.Action, delay), &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { *rejected = err },
+			OnAccept:   func() { *accepted = true },
+			OnComplete: func(any, error) {},
+		}, d)
+	}, delay)
+}
+
+func decisionSettings() Settings {
+	s := testSettings()
+	s.DecisionWait = 24 * time.Hour
+	return s
+}
+
+func TestRetryAfterADecisionResubmitsAndCompletes(t *testing.T) {
+	h := newHarness(t, decisionSettings())
+	h.submitReturns(apiErr(412, "token limit reached", 0))
+	h.statusReturns(sequence(chamelaion.StatusCompleted))
+	var rejected error
+	var accepted bool
+	h.resolve(time.Hour, Decision{Action: "maybe"}, &rejected, new(bool))
+	h.resolve(2*time.Hour, Decision{Action: "retry", By: "ops@example", Note: "plan upgraded"}, new(error), &accepted)
+	res, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Equal(t, "completed", res.Status)
+	require.ErrorContains(t, rejected, `unknown action "maybe"`)
+	require.True(t, accepted)
+	require.Len(t, h.submits, 2, "resubmitted once")
+	require.Len(t, h.escalate, 1)
+	require.Equal(t, []activities.DecisionInput{{WorkflowID: workflowIDForTests, Attempt: 1, Action: "retry", By: "ops@example", Note: "plan upgraded"}}, h.decisions)
+	require.Equal(t, 2*time.Hour, h.submits[1].Sub(h.submits[0]))
+}
+
+func TestAbandonAfterADecisionEndsAbandoned(t *testing.T) {
+	h := newHarness(t, decisionSettings())
+	h.submitReturns()
+	h.statusReturns(func(int) (activities.CheckStatusResult, error) {
+		return activities.CheckStatusResult{Status: chamelaion.StatusFailed, ErrorMessage: "video URL is not accessible"}, nil
+	})
+	var accepted bool
+	h.resolve(time.Hour, Decision{Action: "abandon", By: "ops", Note: "media deleted"}, new(error), &accepted)
+	_, err := h.run(testInput())
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.Equal(t, ReasonAbandoned, appErr.Type())
+	require.Contains(t, err.Error(), "media deleted")
+	require.True(t, accepted)
+	require.Len(t, h.decisions, 1)
+	require.Equal(t, "abandon", h.decisions[0].Action)
+}
+
+func TestNoDecisionInTimeEndsEscalated(t *testing.T) {
+	h := newHarness(t, decisionSettings())
+	h.submitReturns(apiErr(401, "invalid token", 0))
+	_, err := h.run(testInput())
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.Equal(t, chamelaion.TypeUnauthorized, appErr.Type())
+	require.Len(t, h.decisions, 1)
+	require.Equal(t, "expired", h.decisions[0].Action)
+	require.GreaterOrEqual(t, h.env.Now().Sub(h.start), 24*time.Hour)
+}
+
+// workflowIDForTests is the test environment's default workflow ID.
+const workflowIDForTests = "default-test-workflow-id"
+
+func TestADecisionForAJobNotWaitingIsRefused(t *testing.T) {
+	h := newHarness(t, decisionSettings())
+	h.submitReturns()
+	h.statusReturns(sequence(chamelaion.StatusProcessing, chamelaion.StatusProcessing, chamelaion.StatusCompleted))
+	var rejected error
+	var accepted bool
+	h.resolve(7*time.Second, Decision{Action: "retry"}, &rejected, &accepted)
+	res, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Equal(t, "completed", res.Status)
+	require.False(t, accepted)
+	require.ErrorContains(t, rejected, "not waiting for a decision (status processing)")
+	require.Empty(t, h.decisions)
 }

@@ -14,8 +14,11 @@ import (
 
 // TestReplayRecordedHistories replays histories recorded from the
 // integration test against today's workflow code: a change that would break
-// running workflows (non-determinism) fails here. Re-record after an
-// intended, versioned change:
+// running workflows (non-determinism) fails here. The v0-* files were
+// recorded before search attributes and decisions were added (behind
+// workflow.GetVersion) and prove that change kept old runs replayable. Record
+// the current code's histories after an intended, versioned change (keep the
+// older ones):
 //
 //	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run TestEndToEnd ./integration/
 func TestReplayRecordedHistories(t *testing.T) {
@@ -43,7 +46,7 @@ func TestReplayCatchesANonDeterministicChange(t *testing.T) {
 		return (&Workflows{}).LipSync(ctx, in)
 	}
 	replayer := newReplayer(t, broken)
-	f := filepath.Join("testdata", "histories", "e2e-ok-1-run1.json")
+	f := filepath.Join("testdata", "histories", "v0-e2e-ok-1-run1.json")
 	_, err := os.Stat(f)
 	require.NoError(t, err)
 	err = replayer.ReplayWorkflowHistoryFromJSONFile(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)), f)

@@ -67,8 +67,11 @@ func (j *job) publish(ctx workflow.Context) {
 	if j.state.RequestID != "" && j.state.RequestID != j.publishedRequest {
 		updates = append(updates, AttrRequestID.ValueSet(j.state.RequestID))
 	}
-	if j.escalated != "" && j.escalated != j.publishedEscalated {
+	switch {
+	case j.escalated != "" && j.escalated != j.publishedEscalated:
 		updates = append(updates, AttrEscalated.ValueSet(j.escalated))
+	case j.escalated == "" && j.publishedEscalated != "":
+		updates = append(updates, AttrEscalated.ValueUnset())
 	}
 	if len(updates) > 0 {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
@@ -94,8 +97,14 @@ func (j *job) details(now time.Time) string {
 	if j.state.StuckNotified {
 		s += " · stuck notification sent"
 	}
+	if j.state.Attempt > 1 {
+		s += fmt.Sprintf(" · attempt %d", j.state.Attempt)
+	}
 	if j.escalated != "" {
 		s += fmt.Sprintf(" · ESCALATED: %s: %s", j.escalated, j.lastError)
+	}
+	if j.waiting {
+		s += fmt.Sprintf(" · WAITING for a human: starter resolve %s retry|abandon", j.state.ReferenceID)
 	}
 	return s
 }

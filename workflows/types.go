@@ -21,6 +21,10 @@ const (
 	WorkflowName = "LipSync"
 	// QueryStatus answers a JobStatus.
 	QueryStatus = "status"
+	// UpdateResolve delivers a human's Decision to an escalated job.
+	UpdateResolve = "resolve"
+	// ReasonAbandoned: a human abandoned the escalated job.
+	ReasonAbandoned = "Abandoned"
 	// WorkflowIDPrefix prefixes a job's reference_id to make its workflow ID.
 	WorkflowIDPrefix = "lipsync-"
 )
@@ -60,7 +64,10 @@ type Settings struct {
 	RetryMax        time.Duration
 	RetryMaxElapsed time.Duration
 	NotifyTimeout   time.Duration
-	MaxPollsPerRun  int
+	// DecisionWait is how long an escalated job waits for a human's
+	// answer before it ends failed (0 = it ends at once).
+	DecisionWait   time.Duration
+	MaxPollsPerRun int
 	// SubmitTaskQueue is the rate-limited task queue of Submit activities.
 	SubmitTaskQueue string
 }
@@ -81,6 +88,7 @@ func SettingsFromConfig(c config.Config) Settings {
 		RetryMax:        c.Jobs.RetryMaxInterval,
 		RetryMaxElapsed: c.Jobs.RetryMaxElapsed,
 		NotifyTimeout:   c.Notify.Timeout,
+		DecisionWait:    c.Jobs.DecisionWait,
 		MaxPollsPerRun:  c.Jobs.MaxPollsPerRun,
 		SubmitTaskQueue: SubmitTaskQueue(c.Temporal.TaskQueue),
 	}
@@ -202,6 +210,37 @@ type JobStatus struct {
 	LastError string `json:",omitempty"`
 	StartedAt time.Time
 	Runs      int
+	// WaitingForDecision is true while an escalated job waits for a
+	// human's answer (UpdateResolve).
+	WaitingForDecision bool
+}
+
+// Decision is a human's answer to an escalated job.
+type Decision struct {
+	// Action is "retry" (resubmit as a new attempt) or "abandon".
+	Action string
+	// Note is recorded with the answer.
+	Note string
+	// By says who or what sent it.
+	By string
+}
+
+// DecisionResult acknowledges a Decision.
+type DecisionResult struct {
+	Action string
+	// Attempt is the attempt the decision answered.
+	Attempt int
+}
+
+// ValidateDecision refuses an unknown action.
+func ValidateDecision(d Decision) error {
+	if d.Action != activities.DecisionRetry && d.Action != activities.DecisionAbandon {
+		return fmt.Errorf("unknown action %q: want retry or abandon", d.Action)
+	}
+	if len(d.Note) > 2000 {
+		return fmt.Errorf("note is %d bytes long; at most 2000 are allowed", len(d.Note))
+	}
+	return nil
 }
 
 // ValidateInput refuses a job that can never run, before any side effect,

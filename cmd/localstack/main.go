@@ -278,10 +278,14 @@ func demo(ctx context.Context, out io.Writer, address, emulatorURL, uiURL string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := r.Wait(ctx)
+			res, err := r.WaitUntilSettled(ctx)
 			mu.Lock()
 			defer mu.Unlock()
+			var waiting *lipsync.WaitingForDecisionError
 			switch esc, escalated := lipsync.EscalationOf(err); {
+			case errors.As(err, &waiting):
+				fmt.Fprintf(out, "    done      %-40s ESCALATED %s: %s; waiting for a human: starter resolve %s retry|abandon\n",
+					r.WorkflowID, waiting.Status.Escalated, waiting.Status.LastError, r.ReferenceID)
 			case err == nil:
 				fmt.Fprintf(out, "    done      %-40s completed after %d status checks, %s\n", r.WorkflowID, res.StatusChecks, res.Duration.Round(time.Second))
 			case escalated:
