@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/store"
@@ -53,6 +54,38 @@ type Activities struct {
 	WebUIURL string
 	// Namespace is the Temporal namespace, for links in escalations.
 	Namespace string
+	// Metrics records the product's metrics (nil = none).
+	Metrics Metrics
+}
+
+// Metrics is what the activities report (package metrics implements it).
+type Metrics interface {
+	ObserveRetryable(failureType string, advised time.Duration)
+	JobFinished(outcome string, d time.Duration)
+	Escalated(kind, reason string)
+}
+
+// noMetrics discards everything.
+type noMetrics struct{}
+
+func (noMetrics) ObserveRetryable(string, time.Duration) {}
+func (noMetrics) JobFinished(string, time.Duration)      {}
+func (noMetrics) Escalated(string, string)               {}
+
+func (a *Activities) metrics() Metrics {
+	if a.Metrics != nil {
+		return a.Metrics
+	}
+	return noMetrics{}
+}
+
+// apiFailure converts an API client error into the Temporal error for the
+// retry policy (see ClassifiedError) and counts it when it is retried.
+func (a *Activities) apiFailure(op string, err error) error {
+	if c := chamelaion.Classify(err); c.Retryable {
+		a.metrics().ObserveRetryable(c.Type, c.RetryAfter)
+	}
+	return ClassifiedError(op, err)
 }
 
 func (a *Activities) logger() *slog.Logger {

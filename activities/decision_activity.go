@@ -49,10 +49,14 @@ func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error
 		if in.Note != "" {
 			msg += ": " + in.Note
 		}
-		if _, err := a.Store.UpdateJob(ctx, store.JobUpdate{
+		applied, err := a.Store.UpdateJob(ctx, store.JobUpdate{
 			WorkflowID: in.WorkflowID, Attempt: in.Attempt, Status: store.StatusAbandoned, Message: msg,
-		}); err != nil {
+		})
+		if err != nil {
 			return storeError("record abandonment", err)
+		}
+		if applied {
+			a.metrics().JobFinished("abandoned", 0)
 		}
 	}
 	a.logger().Info("escalation answered", "workflow_id", in.WorkflowID, "attempt", in.Attempt, "action", in.Action, "by", in.By, "note", in.Note)

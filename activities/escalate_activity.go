@@ -87,6 +87,12 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 	if err != nil {
 		return EscalateResult{}, storeError("record escalation", err)
 	}
+	if created {
+		a.metrics().Escalated(in.Kind, in.Reason)
+		if in.Kind == KindFailure {
+			a.metrics().JobFinished("escalated", 0)
+		}
+	}
 	a.logger().Warn("job escalated to a human",
 		"kind", in.Kind, "reason", in.Reason, "http_status", in.HTTPStatus, "message", in.Message,
 		"workflow_id", in.WorkflowID, "reference_id", in.ReferenceID, "request_id", in.RequestID,

@@ -41,7 +41,7 @@ func (a *Activities) CheckStatus(ctx context.Context, in CheckStatusInput) (Chec
 	}
 	req, err := a.API.GetRequest(ctx, in.RequestID)
 	if err != nil {
-		return CheckStatusResult{}, ClassifiedError("check status", err)
+		return CheckStatusResult{}, a.apiFailure("check status", err)
 	}
 	res := CheckStatusResult{
 		Status:       req.Status,
@@ -75,8 +75,12 @@ func (a *Activities) CheckStatus(ctx context.Context, in CheckStatusInput) (Chec
 	default:
 		return CheckStatusResult{}, temporal.NewApplicationError(fmt.Sprintf("check status: unknown status %q", req.Status), chamelaion.TypeInvalidResponse)
 	}
-	if _, err := a.Store.UpdateJob(ctx, update); err != nil {
+	applied, err := a.Store.UpdateJob(ctx, update)
+	if err != nil {
 		return CheckStatusResult{}, storeError("record status", err)
+	}
+	if applied && req.Status == chamelaion.StatusCompleted {
+		a.metrics().JobFinished("completed", time.Since(req.CreatedAt))
 	}
 	return res, nil
 }

@@ -123,7 +123,7 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 func (a *Activities) findEarlierSubmission(ctx context.Context, in SubmitInput) (string, error) {
 	page, err := a.API.ListRequests(ctx, chamelaion.ListOptions{ReferenceID: in.ReferenceID, Limit: 100})
 	if err != nil {
-		return "", ClassifiedError("look for an earlier submission", err)
+		return "", a.apiFailure("look for an earlier submission", err)
 	}
 	for _, r := range page.Data { // newest first
 		if r.ReferenceID == in.ReferenceID && !slices.Contains(in.KnownRequestIDs, r.ID) {
@@ -153,7 +153,7 @@ func (a *Activities) generate(ctx context.Context, in SubmitInput) (chamelaion.G
 			AudioURL:                      in.Audio,
 		})
 		if err != nil {
-			return resp, ClassifiedError("submit", err)
+			return resp, a.apiFailure("submit", err)
 		}
 		return resp, nil
 	}
@@ -174,7 +174,7 @@ func (a *Activities) generate(ctx context.Context, in SubmitInput) (chamelaion.G
 		DisableActiveSpeakerDetection: in.DisableActiveSpeakerDetection,
 	})
 	if err != nil {
-		return resp, ClassifiedError("submit with media", err)
+		return resp, a.apiFailure("submit with media", err)
 	}
 	return resp, nil
 }

@@ -36,6 +36,7 @@ type Client struct {
 	agent   string
 	redact  func(string) string
 	now     func() time.Time
+	observe func(string, int, time.Duration)
 }
 
 // New validates the options and returns a Client.
@@ -65,7 +66,7 @@ func New(opts Options) (*Client, error) {
 	}
 	return &Client{
 		base: base, key: opts.APIKey, scheme: scheme, timeout: timeout, http: doer,
-		agent: opts.UserAgent, redact: newRedactor(opts.APIKey), now: time.Now,
+		agent: opts.UserAgent, redact: newRedactor(opts.APIKey), now: time.Now, observe: opts.Observe,
 	}, nil
 }
 
@@ -280,7 +281,15 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, query ur
 			req.Header.Set("Authorization", "Bearer "+c.key)
 		}
 	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
+	if c.observe != nil {
+		code := 0
+		if err == nil {
+			code = resp.StatusCode
+		}
+		c.observe(endpoint, code, time.Since(start))
+	}
 	if err != nil {
 		return transportError(endpoint, err, ctx.Err())
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	HTTPClient HTTPDoer
 	// UserAgent is sent when set.
 	UserAgent string
+	// Observe, when set, is called after every request with the endpoint
+	// (method and path template), the HTTP status (0 when no answer
+	// arrived) and the duration: a hook for metrics.
+	Observe func(endpoint string, statusCode int, d time.Duration)
 }
 
 // String renders the options with the key masked.

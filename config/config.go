@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ type Codec struct {
 
 // Worker configures the worker process itself.
 type Worker struct {
+	// MetricsAddr is where the worker serves /metrics (Prometheus) and
+	// /healthz; "off" disables them. Defaults to 127.0.0.1:9090.
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9090"`
 	// ShutdownTimeout bounds a graceful stop: in-flight activities get this
 	// long to finish before they are left to Temporal's retries.
 	// Defaults to 30s.
@@ -210,6 +214,7 @@ func (c Config) validateCommon() error {
 		{"RETRY_MAX_INTERVAL", c.Jobs.RetryMaxInterval >= c.Jobs.RetryInitialInterval, "must be at least RETRY_INITIAL_INTERVAL"},
 		{"MAX_POLLS_PER_RUN", c.Jobs.MaxPollsPerRun >= 10, "must be at least 10"},
 		{"ESCALATION_DECISION_WAIT", c.Jobs.DecisionWait >= 0, "must not be negative"},
+		{"METRICS_ADDR", c.Worker.MetricsAddr == "off" || validHostPort(c.Worker.MetricsAddr), "must be host:port (such as 0.0.0.0:9090) or off"},
 		{"NOTIFY_TIMEOUT", c.Notify.Timeout > 0, "must be a positive duration such as 10s"},
 		{"WORKER_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout > 0, "must be a positive duration such as 30s"},
 	}
@@ -300,6 +305,11 @@ func (c Config) PayloadCodec() (*codec.Codec, error) {
 		return nil, &Error{"PAYLOAD_ENCRYPTION_KEYS", err.Error()}
 	}
 	return k, nil
+}
+
+func validHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	return err == nil && port != ""
 }
 
 // mask says whether a secret is set without showing it.

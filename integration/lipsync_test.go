@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,6 +247,31 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, 1, s.stats().JobsByReference["e2e-412"], "the retry submitted exactly once")
 	})
 
+	t.Run("metrics count what happened and healthz reflects the connections", func(t *testing.T) {
+		body := httpGet(t, s.opsURL+"/metrics")
+		for _, want := range []string{
+			`chamelaion_api_requests_total{code="429",endpoint="POST /v1/lipsync/generate"}`,
+			`chamelaion_api_requests_total{code="503",endpoint="POST /v1/lipsync/generate"} 2`,
+			`chamelaion_api_requests_total{code="412",endpoint="POST /v1/lipsync/generate"} 1`,
+			`chamelaion_api_requests_total{code="0",endpoint="POST /v1/lipsync/generate"}`,
+			`lipsync_escalations_total{kind="failure",reason="QuotaExceeded"} 1`,
+			`lipsync_escalations_total{kind="stuck",reason="Stuck"}`,
+			`lipsync_retryable_failures_total{type="RateLimited"}`,
+			`lipsync_advised_wait_seconds_count`,
+			`lipsync_jobs_finished_total{outcome="completed"}`,
+			`lipsync_job_duration_seconds_count`,
+			`temporal_workflow_completed`,
+			`temporal_activity_execution_latency`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+		require.NotContains(t, body, apiKey)
+		require.NotContains(t, body, "SIGSECRET")
+		require.Contains(t, httpGet(t, s.opsURL+"/healthz"), `"postgres":"ok"`)
+	})
+
 	t.Run("every run of a long job keeps its history bounded", func(t *testing.T) {
 		runs := runHistories(ctx, t, tc, "lipsync-e2e-long")
 		require.Greater(t, len(runs), 1)
@@ -363,4 +390,15 @@ func (s *stack) listWorkflows(ctx context.Context, query string) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", url, b)
+	return string(b)
 }

@@ -44,6 +44,7 @@ type stack struct {
 	databaseURL string
 	temporal    *localtemporal.Server
 	emulatorURL string // http://host:port (API under /api)
+	opsURL      string // the worker's /metrics and /healthz
 	workerEnv   []string
 	starterEnv  []string
 	workerLog   string
@@ -80,7 +81,10 @@ func startStack(t *testing.T, workerEnv ...string) *stack {
 	s.start(ctx, "emulator", nil, "emulator listening on",
 		"--addr", emuAddr, "--api-key", apiKey+"=itest", "--queued-for", "1s", "--processing-for", "2s")
 
+	opsAddr := freeAddr(t)
+	s.opsURL = "http://" + opsAddr
 	s.workerEnv = append([]string{
+		"METRICS_ADDR=" + opsAddr,
 		"CHAMELAION_API_KEY=" + apiKey,
 		"CHAMELAION_BASE_URL=" + s.emulatorURL + "/api",
 		"CHAMELAION_REQUEST_TIMEOUT=3s",

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func dial(ctx context.Context, cfg config.Config, stderr io.Writer) (client.Client, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return tclient.Dial(ctx, cfg, logger)
+	return tclient.Dial(ctx, cfg, logger, nil)
 }
 
 func submit(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {

@@ -28,6 +28,7 @@ import (
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/config"
 	"github.com/chamelaion-lipsync/worker/internal/tclient"
+	"github.com/chamelaion-lipsync/worker/metrics"
 	"github.com/chamelaion-lipsync/worker/store"
 	"github.com/chamelaion-lipsync/worker/workflows"
 )
@@ -107,20 +108,33 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // runWorker runs the two workers (workflows and status checks on the main
 // task queue; rate-limited submissions on the submit queue) until ctx ends.
 func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store) error {
+	m, err := metrics.New()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer m.Close()
 	api, err := chamelaion.New(chamelaion.Options{
 		BaseURL:    cfg.API.BaseURL,
 		APIKey:     cfg.API.Key,
 		AuthScheme: chamelaion.AuthScheme(cfg.API.AuthScheme),
 		Timeout:    cfg.API.RequestTimeout,
+		Observe:    m.ObserveAPIRequest,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: API client: %v", errConfig, err)
 	}
-	tc, err := tclient.Dial(ctx, cfg, logger)
+	tc, err := tclient.Dial(ctx, cfg, logger, m.TemporalHandler())
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	if cfg.Worker.MetricsAddr != "off" {
+		stop, err := serveOps(cfg.Worker.MetricsAddr, m, tc, st, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := ensureSearchAttributes(ctx, tc, cfg.Temporal.Namespace, logger); err != nil {
 		return err
 	}
@@ -133,6 +147,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		HTTPClient: &http.Client{Timeout: cfg.Notify.Timeout},
 		WebUIURL:   cfg.Temporal.WebUIURL,
 		Namespace:  cfg.Temporal.Namespace,
+		Metrics:    m,
 	}
 	wfs := &workflows.Workflows{Defaults: workflows.SettingsFromConfig(cfg)}
 

@@ -14,12 +14,13 @@ import (
 	"github.com/chamelaion-lipsync/worker/config"
 )
 
-// Options returns the client options for cfg.
-func Options(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+// Options returns the client options for cfg; metrics may be nil.
+func Options(cfg config.Config, logger *slog.Logger, metrics client.MetricsHandler) (client.Options, error) {
 	opts := client.Options{
-		HostPort:  cfg.Temporal.Address,
-		Namespace: cfg.Temporal.Namespace,
-		Logger:    tlog.NewStructuredLogger(logger),
+		HostPort:       cfg.Temporal.Address,
+		Namespace:      cfg.Temporal.Namespace,
+		Logger:         tlog.NewStructuredLogger(logger),
+		MetricsHandler: metrics,
 	}
 	c, err := cfg.PayloadCodec()
 	if err != nil {
@@ -32,9 +33,9 @@ func Options(cfg config.Config, logger *slog.Logger) (client.Options, error) {
 	return opts, nil
 }
 
-// Dial connects to Temporal with the options for cfg.
-func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
-	opts, err := Options(cfg, logger)
+// Dial connects to Temporal with the options for cfg; metrics may be nil.
+func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	opts, err := Options(cfg, logger, metrics)
 	if err != nil {
 		return nil, err
 	}
