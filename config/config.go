@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -92,6 +94,19 @@ type Temporal struct {
 	// WebUIURL is the Temporal Web UI's base URL, used for the links in
 	// escalations. Defaults to http://localhost:8233.
 	WebUIURL string `envconfig:"TEMPORAL_WEB_UI_URL" default:"http://localhost:8233"`
+	// TLS turns on TLS to the frontend (implied by the certificate
+	// variables and by TEMPORAL_API_KEY). Defaults to false.
+	TLS bool `envconfig:"TEMPORAL_TLS" default:"false"`
+	// TLSCertFile and TLSKeyFile are a client certificate and its key
+	// (mTLS, as Temporal Cloud's certificate auth wants).
+	TLSCertFile string `envconfig:"TEMPORAL_TLS_CERT"`
+	TLSKeyFile  string `envconfig:"TEMPORAL_TLS_KEY"`
+	// TLSCAFile is a CA bundle for a server with a private CA.
+	TLSCAFile string `envconfig:"TEMPORAL_TLS_CA"`
+	// TLSServerName overrides the server name checked in its certificate.
+	TLSServerName string `envconfig:"TEMPORAL_TLS_SERVER_NAME"`
+	// APIKey authenticates to Temporal Cloud with an API key. A secret.
+	APIKey string `envconfig:"TEMPORAL_API_KEY"`
 }
 
 // Jobs holds the defaults of every job's schedule. A job may override the
@@ -184,6 +199,34 @@ func Load() (Config, error) {
 	return c, nil
 }
 
+// Variable describes one environment variable of the configuration.
+type Variable struct {
+	Name    string
+	Default string
+	// RequiredByWorker is true for the values the worker cannot start
+	// without.
+	RequiredByWorker bool
+}
+
+// Variables lists every environment variable the configuration reads.
+func Variables() []Variable {
+	var c Config
+	var out []Variable
+	for _, part := range []any{c.API, c.Database, c.Temporal, c.Jobs, c.Notify, c.Log, c.Worker, c.Codec} {
+		t := reflect.TypeOf(part)
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := f.Tag.Get("envconfig")
+			if name == "" {
+				continue
+			}
+			out = append(out, Variable{Name: name, Default: f.Tag.Get("default"),
+				RequiredByWorker: name == "CHAMELAION_API_KEY" || name == "DATABASE_URL"})
+		}
+	}
+	return out
+}
+
 // validateCommon checks the values every program uses.
 func (c Config) validateCommon() error {
 	if err := checkHTTPURL("CHAMELAION_BASE_URL", c.API.BaseURL, false); err != nil {
@@ -235,6 +278,16 @@ func (c Config) validateCommon() error {
 	}
 	if err := checkHTTPURL("TEMPORAL_WEB_UI_URL", c.Temporal.WebUIURL, false); err != nil {
 		return err
+	}
+	if (c.Temporal.TLSCertFile == "") != (c.Temporal.TLSKeyFile == "") {
+		return &Error{"TEMPORAL_TLS_CERT", "and TEMPORAL_TLS_KEY must be set together"}
+	}
+	for name, path := range map[string]string{"TEMPORAL_TLS_CERT": c.Temporal.TLSCertFile, "TEMPORAL_TLS_KEY": c.Temporal.TLSKeyFile, "TEMPORAL_TLS_CA": c.Temporal.TLSCAFile} {
+		if path != "" {
+			if _, err := os.Stat(path); err != nil {
+				return &Error{name, fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err))}
+			}
+		}
 	}
 	if c.Codec.Keys != "" {
 		if _, err := codec.ParseKeys(c.Codec.Keys, c.Codec.ActiveKeyID); err != nil {

@@ -5,8 +5,11 @@ package tclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -21,6 +24,32 @@ func Options(cfg config.Config, logger *slog.Logger, metrics client.MetricsHandl
 		Namespace:      cfg.Temporal.Namespace,
 		Logger:         tlog.NewStructuredLogger(logger),
 		MetricsHandler: metrics,
+	}
+	t := cfg.Temporal
+	if t.TLS || t.TLSCertFile != "" || t.TLSCAFile != "" || t.APIKey != "" {
+		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
+		if t.TLSCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.TLSCertFile, t.TLSKeyFile)
+			if err != nil {
+				return client.Options{}, &config.Error{Variable: "TEMPORAL_TLS_CERT", Problem: "cannot load the certificate and key: " + err.Error()}
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+		}
+		if t.TLSCAFile != "" {
+			pem, err := os.ReadFile(t.TLSCAFile)
+			if err != nil {
+				return client.Options{}, &config.Error{Variable: "TEMPORAL_TLS_CA", Problem: err.Error()}
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return client.Options{}, &config.Error{Variable: "TEMPORAL_TLS_CA", Problem: "no PEM certificate found"}
+			}
+			tlsCfg.RootCAs = pool
+		}
+		opts.ConnectionOptions.TLS = tlsCfg
+	}
+	if t.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
 	}
 	c, err := cfg.PayloadCodec()
 	if err != nil {
