@@ -58,6 +58,7 @@ type options struct {
 	uiPort       int
 	emulatorAddr string
 	codecAddr    string
+	metricsAddr  string
 	demo         bool
 }
 
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.StringVar(&o.emulatorAddr, "emulator-addr", "127.0.0.1:8090", "emulator listen address")
 	fs.StringVar(&o.codecAddr, "codec-addr", "127.0.0.1:8081", "codec server listen address")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "the worker's /metrics and /healthz address")
 	fs.BoolVar(&o.demo, "demo", true, "submit the demo jobs")
 	noDemo := fs.Bool("no-demo", false, "do not submit the demo jobs")
 	if err := fs.Parse(args); err != nil {
@@ -160,6 +162,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"TEMPORAL_WEB_UI_URL=" + tsrv.UIURL,
 		"LOG_FORMAT=text",
 		"PAYLOAD_ENCRYPTION_KEYS=" + keys,
+		"METRICS_ADDR=" + o.metricsAddr,
 	}
 	if !realAPI {
 		workerEnv = append(workerEnv, "POLL_INITIAL_INTERVAL=2s", "POLL_MAX_INTERVAL=10s", "JOB_STUCK_AFTER=20s")
@@ -175,10 +178,11 @@ The stack is running. Ctrl-C stops everything.
   PostgreSQL        %s   (psql "%s")
   Chamelaion API    %s
   Codec server      %s   (payloads are encrypted; keys in %s)
+  Worker metrics    http://%s/metrics   (health: /healthz)
   Logs              %s
   Submit a job      PAYLOAD_ENCRYPTION_KEYS=$(cat %s) TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
 
-`, tsrv.UIURL, tsrv.Address, dbURL, dbURL, baseURL, codecURL, filepath.Join(dir, "codec.keys"), filepath.Join(dir, "logs"),
+`, tsrv.UIURL, tsrv.Address, dbURL, dbURL, baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
 		filepath.Join(dir, "codec.keys"), tsrv.Address, filepath.Join(bin, "starter"))
 
 	if o.demo && !realAPI {
@@ -262,6 +266,8 @@ func demo(ctx context.Context, out io.Writer, address, emulatorURL, uiURL string
 	c := lipsync.NewClient(tc, "lipsync")
 	fmt.Fprintf(out, "==> demo batch %s: %d jobs. Follow them in the Web UI: %s/namespaces/default/workflows?query=%s\n",
 		run, len(jobs), uiURL, url.QueryEscape(fmt.Sprintf(`WorkflowId STARTS_WITH "lipsync-demo-%s"`, run)))
+	fmt.Fprintf(out, "    stuck jobs: %s/namespaces/default/workflows?query=%s\n", uiURL,
+		url.QueryEscape(`ExecutionStatus = "Running" AND LipsyncStatus = "queued"`))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, j := range jobs {

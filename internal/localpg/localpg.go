@@ -105,6 +105,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.Chmod(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("localpg: %w", err)
 	}
+	if os.Geteuid() == 0 {
+		if err := checkTraversable(parent); err != nil {
+			c.cleanup()
+			return nil, err
+		}
+	}
 	c.dataDir = filepath.Join(parent, "data")
 	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		if err := c.initdb(ctx); err != nil {
@@ -264,6 +270,23 @@ func (c *Cluster) Close(ctx context.Context) error {
 func (c *Cluster) cleanup() {
 	if c.tempDir != "" {
 		_ = os.RemoveAll(c.tempDir)
+	}
+}
+
+// checkTraversable fails when an ancestor of dir is closed to other users:
+// the postgres user could not reach its data directory.
+func checkTraversable(dir string) error {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("localpg: the postgres user cannot reach %s: %s is closed to other users (chmod o+x it, or choose another folder)", dir, d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
 	}
 }
 
