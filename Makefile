@@ -2,7 +2,7 @@
 .PHONY: run test build emulator temporal-cli fmt vet clean
 
 run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs
-	go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
+	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
 
 test: ## every test, both tiers, as CI runs them
 	bash scripts/test.sh

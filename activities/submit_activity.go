@@ -205,6 +205,9 @@ func LocalMediaPath(source string) (string, bool, error) {
 		if (u.Host != "" && u.Host != "localhost") || u.Path == "" || !filepath.IsAbs(u.Path) {
 			return "", false, fmt.Errorf("file references must be absolute, as file:///path/to/media")
 		}
+		if strings.HasSuffix(u.Path, "/") {
+			return "", false, fmt.Errorf("file reference must name a file, not a folder")
+		}
 		return u.Path, true, nil
 	default:
 		return "", false, fmt.Errorf("must be an http(s) URL or a file:///absolute/path reference")
