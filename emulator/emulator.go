@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -74,16 +75,17 @@ type Emulator struct {
 	order      []*job // creation order
 	scenarios  map[string]*scenarioState
 	window     map[string][]time.Time // token → accepted generation times
-	created    map[string]int         // token → jobs created (quota)
+	created    map[string]int         // account → jobs created (quota)
 	requests   map[requestKey]int
 	lost       int
 	rateLimits int
 }
 
 type job struct {
-	ID            string
-	ReferenceID   string
-	Token         string
+	ID          string
+	ReferenceID string
+	// Account identifies the token's account (a hash, never the token).
+	Account       string
 	CreatedAt     time.Time
 	QueuedFor     time.Duration
 	ProcessingFor time.Duration
@@ -321,7 +323,6 @@ func (e *Emulator) Handler() http.Handler {
 		var cp job
 		if ok {
 			cp = *j
-			cp.Token = "[" + e.cfg.APIKeys[j.Token] + "]"
 		}
 		e.mu.Unlock()
 		if !ok {
@@ -642,13 +643,13 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, token string, 
 		writeError(w, http.StatusBadRequest, sub.problem)
 		return
 	}
-	if q := e.cfg.TokenQuota; q > 0 && e.created[token] >= q {
+	if q := e.cfg.TokenQuota; q > 0 && e.created[accountOf(token)] >= q {
 		e.mu.Unlock()
 		writeError(w, http.StatusPreconditionFailed, "token limit reached")
 		return
 	}
 	j := &job{
-		ID: newUUID(), ReferenceID: sub.referenceID, Token: token, CreatedAt: now,
+		ID: newUUID(), ReferenceID: sub.referenceID, Account: accountOf(token), CreatedAt: now,
 		QueuedFor: e.cfg.QueuedFor, ProcessingFor: e.cfg.ProcessingFor, Outcome: "completed",
 		Source: sub.source, VideoBytes: sub.videoBytes, AudioBytes: sub.audioBytes, DisableASD: sub.disableASD,
 	}
@@ -674,7 +675,7 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, token string, 
 	}
 	e.jobs[j.ID] = j
 	e.order = append(e.order, j)
-	e.created[token]++
+	e.created[accountOf(token)]++
 	if lose {
 		e.lost++
 	}
@@ -729,11 +730,12 @@ func (e *Emulator) view(j *job, now time.Time) requestView {
 // findLocked returns the job with this id, or the newest with this
 // reference_id, of the token's account.
 func (e *Emulator) findLocked(id, token string) *job {
-	if j, ok := e.jobs[id]; ok && j.Token == token {
+	account := accountOf(token)
+	if j, ok := e.jobs[id]; ok && j.Account == account {
 		return j
 	}
 	for i := len(e.order) - 1; i >= 0; i-- {
-		if j := e.order[i]; j.ReferenceID == id && j.Token == token {
+		if j := e.order[i]; j.ReferenceID == id && j.Account == account {
 			return j
 		}
 	}
@@ -801,7 +803,7 @@ func (e *Emulator) listRequests(w http.ResponseWriter, r *http.Request, token st
 	var matched []*job
 	for i := len(e.order) - 1; i >= 0; i-- {
 		j := e.order[i]
-		if j.Token == token && (ref == "" || j.ReferenceID == ref) {
+		if j.Account == accountOf(token) && (ref == "" || j.ReferenceID == ref) {
 			matched = append(matched, j)
 		}
 	}
@@ -869,6 +871,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// accountOf names a token's account without revealing the token.
+func accountOf(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
 }
 
 func newUUID() string {

@@ -431,3 +431,19 @@ func BenchmarkEmulatorThroughput(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+func TestStateSurvivesARestart(t *testing.T) {
+	f := newFixture(t, emulator.Config{})
+	_, resp, _ := f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("kept"))
+	id := resp["request_id"].(string)
+	path := t.TempDir() + "/state.json"
+	require.NoError(t, f.emu.SaveState(path))
+
+	g := newFixture(t, emulator.Config{})
+	require.NoError(t, g.emu.LoadState(path))
+	status, body, _ := g.do("GET", "/api/v1/lipsync/requests/"+id, auth(), nil)
+	require.Equal(t, 200, status)
+	require.Equal(t, "kept", body["reference_id"])
+	require.Equal(t, 1, g.emu.Stats().JobsByReferenceID["kept"])
+	require.NoError(t, g.emu.LoadState(t.TempDir()+"/missing.json"))
+}

@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	slowDelay := fs.String("slow-delay", env("EMULATOR_SLOW_DELAY", "3s"), "delay of slow requests (EMULATOR_SLOW_DELAY)")
 	seed := fs.String("fault-seed", env("EMULATOR_FAULT_SEED", "1"), "seed of the random faults (EMULATOR_FAULT_SEED)")
 	scenarios := fs.String("scenarios", env("EMULATOR_SCENARIOS", ""), "JSON file with an array of per-job scenarios to preload (EMULATOR_SCENARIOS)")
+	stateFile := fs.String("state-file", env("EMULATOR_STATE_FILE", ""), "keep the jobs in this file across restarts: loaded at start, saved on SIGINT/SIGTERM (EMULATOR_STATE_FILE)")
 	logLevel := fs.String("log-level", env("EMULATOR_LOG_LEVEL", "info"), "debug, info, warn or error (EMULATOR_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: emulator [flags]\n\nServes an emulator of the Chamelaion lip-sync API under /api, and its control\nendpoints under /_emulator (scenarios, stats, reset). See package emulator's\ndocumentation for scenario examples.\n\nFlags:\n")
@@ -149,6 +150,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if *stateFile != "" {
+		if err := emu.LoadState(*stateFile); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
@@ -165,5 +171,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
+	if *stateFile != "" {
+		return emu.SaveState(*stateFile)
+	}
 	return nil
 }

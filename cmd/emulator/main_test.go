@@ -33,7 +33,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	err := run(context.Background(), []string{"--help"}, io.Discard, &stderr)
 	require.True(t, errors.Is(err, flag.ErrHelp))
 	for _, f := range []string{"addr", "api-key", "rate-limit", "token-quota", "queued-for", "processing-for",
-		"fault-rate", "fault-statuses", "slow-rate", "slow-delay", "fault-seed", "scenarios", "log-level"} {
+		"fault-rate", "fault-statuses", "slow-rate", "slow-delay", "fault-seed", "scenarios", "state-file", "log-level"} {
 		require.Contains(t, stderr.String(), "-"+f)
 	}
 	require.Contains(t, stderr.String(), "EMULATOR_RATE_LIMIT_PER_MINUTE")
