@@ -34,6 +34,7 @@ type Store interface {
 	RecordEscalation(ctx context.Context, e store.NewEscalation) (store.Escalation, bool, error)
 	MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error
 	ResolveEscalation(ctx context.Context, workflowID string, attempt int, resolution, by, note string) error
+	RecordNotSubmitted(ctx context.Context, jobs []store.NewJob, reason string) (int, error)
 }
 
 // Activities holds the dependencies of every activity.

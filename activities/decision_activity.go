@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/chamelaion-lipsync/worker/config"
 	"github.com/chamelaion-lipsync/worker/store"
 )
 
@@ -17,6 +18,12 @@ const (
 	DecisionAbandon = "abandon"
 	// DecisionExpired records that no answer came in time.
 	DecisionExpired = "expired"
+	// DecisionResume answers an account-wide escalation of a batch: the
+	// cause was fixed, submissions go on.
+	DecisionResume = "resume"
+	// DecisionAbort answers an account-wide escalation of a batch: the
+	// jobs not yet submitted are recorded as not submitted.
+	DecisionAbort = "abort"
 )
 
 // DecisionInput is a human's answer to a job's escalation.
@@ -34,7 +41,7 @@ type DecisionInput struct {
 // job's row moves to status abandoned.
 func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error {
 	switch in.Action {
-	case DecisionRetry, DecisionAbandon, DecisionExpired:
+	case DecisionRetry, DecisionAbandon, DecisionExpired, DecisionResume, DecisionAbort:
 	default:
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("record decision: unknown action %q", in.Action), TypeInvalidInput, nil)
 	}
@@ -61,4 +68,37 @@ func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error
 	}
 	a.logger().Info("escalation answered", "workflow_id", in.WorkflowID, "attempt", in.Attempt, "action", in.Action, "by", in.By, "note", in.Note)
 	return nil
+}
+
+// NotSubmittedInput lists jobs of an aborted batch that the vendor never
+// accepted.
+type NotSubmittedInput struct {
+	BatchID string
+	Jobs    []RecordJobInput
+	// Reason is recorded as each job's error message.
+	Reason string
+}
+
+// RecordNotSubmitted records the jobs as not submitted (rows are created
+// for jobs that never started; pending rows move there). Idempotent.
+func (a *Activities) RecordNotSubmitted(ctx context.Context, in NotSubmittedInput) (int, error) {
+	jobs := make([]store.NewJob, len(in.Jobs))
+	for i, j := range in.Jobs {
+		jobs[i] = store.NewJob{
+			WorkflowID:  j.WorkflowID,
+			ReferenceID: j.ReferenceID,
+			BatchID:     in.BatchID,
+			VideoSource: config.RedactURL(j.Video),
+			AudioSource: config.RedactURL(j.Audio),
+		}
+	}
+	n, err := a.Store.RecordNotSubmitted(ctx, jobs, in.Reason)
+	if err != nil {
+		return 0, storeError("record jobs not submitted", err)
+	}
+	for range n {
+		a.metrics().JobFinished("not_submitted", 0)
+	}
+	a.logger().Info("jobs recorded as not submitted", "batch_id", in.BatchID, "jobs", len(in.Jobs), "written", n, "reason", in.Reason)
+	return n, nil
 }

@@ -23,6 +23,9 @@ const (
 	KindFailure = "failure"
 	// KindStuck: the job is still waiting, for longer than it should.
 	KindStuck = "stuck"
+	// KindAccount: a batch met a failure of the whole account (a revoked
+	// key, an exhausted quota); WorkflowID is the batch's workflow.
+	KindAccount = "account"
 )
 
 // EscalateInput is one reason to put a job in front of a human.
@@ -31,8 +34,10 @@ type EscalateInput struct {
 	ReferenceID string
 	RequestID   string
 	Attempt     int
-	// Kind is KindFailure or KindStuck.
+	// Kind is KindFailure, KindStuck or KindAccount.
 	Kind string
+	// BatchID names the batch (set for KindAccount).
+	BatchID string
 	// Reason is a stable type string: an API failure type such as
 	// QuotaExceeded, or JobFailed, DeadlineExceeded, RetriesExhausted, Stuck.
 	Reason     string
@@ -54,7 +59,7 @@ type EscalateResult struct {
 // attempt and kind), so a retried activity never writes twice. It always
 // emits one structured log line.
 func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateResult, error) {
-	if in.Kind != KindFailure && in.Kind != KindStuck {
+	if in.Kind != KindFailure && in.Kind != KindStuck && in.Kind != KindAccount {
 		return EscalateResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("escalate: unknown kind %q", in.Kind), TypeInvalidInput, nil)
 	}
 	link := a.workflowLink(in.WorkflowID)
@@ -83,6 +88,7 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 		HTTPStatus: in.HTTPStatus,
 		Message:    in.Message,
 		WebUIURL:   link,
+		BatchID:    in.BatchID,
 	})
 	if err != nil {
 		return EscalateResult{}, storeError("record escalation", err)
@@ -96,7 +102,7 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 	a.logger().Warn("job escalated to a human",
 		"kind", in.Kind, "reason", in.Reason, "http_status", in.HTTPStatus, "message", in.Message,
 		"workflow_id", in.WorkflowID, "reference_id", in.ReferenceID, "request_id", in.RequestID,
-		"attempt", in.Attempt, "escalation_id", esc.ID, "first_record", created, "web_ui", link)
+		"attempt", in.Attempt, "batch_id", in.BatchID, "escalation_id", esc.ID, "first_record", created, "web_ui", link)
 	return EscalateResult{EscalationID: esc.ID, Created: created, WebUIURL: link}, nil
 }
 

@@ -16,12 +16,15 @@ type NewEscalation struct {
 	Key        string
 	WorkflowID string
 	Attempt    int
-	// Kind is "failure" or "stuck".
+	// Kind is "failure", "stuck" or "account" (an account-wide failure
+	// met by a batch; WorkflowID is then the batch's workflow).
 	Kind       string
 	Reason     string
 	HTTPStatus int
 	Message    string
 	WebUIURL   string
+	// BatchID names the batch of an account-wide escalation.
+	BatchID string
 }
 
 // Escalation is one row of escalations.
@@ -38,20 +41,22 @@ type Escalation struct {
 	CreatedAt   time.Time  `db:"created_at"`
 	NotifiedAt  *time.Time `db:"notified_at"`
 	NotifyError *string    `db:"notify_error"`
+	// BatchID names the batch of an account-wide escalation.
+	BatchID *string `db:"batch_id"`
 	// The human's answer, if any: retry, abandon, or expired (no answer in
-	// time).
+	// time); resume or abort for an account-wide escalation.
 	ResolvedAt     *time.Time `db:"resolved_at"`
 	Resolution     *string    `db:"resolution"`
 	ResolvedBy     *string    `db:"resolved_by"`
 	ResolutionNote *string    `db:"resolution_note"`
 }
 
-// ResolveEscalation records the answer to a job's failure escalation of one
-// attempt. The first answer wins; recording it again is a no-op.
+// ResolveEscalation records the answer to a failure escalation of one
+// attempt of a job, or to an account-wide escalation of a batch. The first answer wins; recording it again is a no-op.
 func (s *Store) ResolveEscalation(ctx context.Context, workflowID string, attempt int, resolution, by, note string) error {
 	_, err := s.pool.Exec(ctx, `
 		UPDATE escalations SET resolved_at = now(), resolution = $3, resolved_by = NULLIF($4, ''), resolution_note = NULLIF($5, '')
-		WHERE workflow_id = $1 AND attempt = $2 AND kind = 'failure' AND resolved_at IS NULL`,
+		WHERE workflow_id = $1 AND attempt = $2 AND kind IN ('failure', 'account') AND resolved_at IS NULL`,
 		workflowID, max(attempt, 1), resolution, by, note)
 	if err != nil {
 		return fmt.Errorf("store: resolve escalation of %s: %w", workflowID, err)
@@ -63,11 +68,11 @@ func (s *Store) ResolveEscalation(ctx context.Context, workflowID string, attemp
 // and returns the row and whether this call created it.
 func (s *Store) RecordEscalation(ctx context.Context, e NewEscalation) (Escalation, bool, error) {
 	rows, _ := s.pool.Query(ctx, `
-		INSERT INTO escalations (escalation_key, workflow_id, attempt, kind, reason, http_status, message, web_ui_url)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8)
+		INSERT INTO escalations (escalation_key, workflow_id, attempt, kind, reason, http_status, message, web_ui_url, batch_id)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8, NULLIF($9, ''))
 		ON CONFLICT (escalation_key) DO NOTHING
 		RETURNING *`,
-		e.Key, e.WorkflowID, max(e.Attempt, 1), e.Kind, e.Reason, e.HTTPStatus, e.Message, e.WebUIURL)
+		e.Key, e.WorkflowID, max(e.Attempt, 1), e.Kind, e.Reason, e.HTTPStatus, e.Message, e.WebUIURL, e.BatchID)
 	esc, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Escalation])
 	if err == nil {
 		return esc, true, nil

@@ -32,6 +32,9 @@ const (
 	StatusCompleted  Status = "completed"
 	StatusFailed     Status = "failed"
 	StatusAbandoned  Status = "abandoned"
+	// StatusNotSubmitted: the job's batch was aborted before the job was
+	// accepted by the vendor.
+	StatusNotSubmitted Status = "not_submitted"
 )
 
 // rank orders statuses: a write never moves a job to a lower rank within
@@ -46,7 +49,7 @@ func (s Status) rank() int {
 		return 2
 	case StatusProcessing:
 		return 3
-	case StatusCompleted, StatusFailed:
+	case StatusCompleted, StatusFailed, StatusNotSubmitted:
 		return 4
 	case StatusAbandoned:
 		return 5
@@ -239,6 +242,47 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 		return false, fmt.Errorf("store: update job %s: %w", u.WorkflowID, err)
 	}
 	return applied, nil
+}
+
+// RecordNotSubmitted records jobs of an aborted batch that the vendor never
+// accepted: a job without a row gets one in status not_submitted; a job
+// still pending moves there; any other job is left as it is. It returns how
+// many rows it wrote.
+func (s *Store) RecordNotSubmitted(ctx context.Context, jobs []NewJob, reason string) (int, error) {
+	written := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, j := range jobs {
+			tag, err := tx.Exec(ctx, `
+				INSERT INTO lipsync_jobs (workflow_id, reference_id, batch_id, status, video_source, audio_source, error_type, error_message, finished_at)
+				VALUES ($1, $2, NULLIF($3, ''), 'not_submitted', $4, $5, 'NotSubmitted', $6, now())
+				ON CONFLICT (workflow_id) DO UPDATE SET
+					status = 'not_submitted', error_type = 'NotSubmitted', error_message = $6,
+					finished_at = now(), updated_at = now()
+				WHERE lipsync_jobs.status = 'pending'`,
+				j.WorkflowID, j.ReferenceID, j.BatchID, j.VideoSource, j.AudioSource, reason)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				continue
+			}
+			written++
+			var attempt int
+			if err := tx.QueryRow(ctx, `SELECT attempt FROM lipsync_jobs WHERE workflow_id = $1`, j.WorkflowID).Scan(&attempt); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO lipsync_job_events (workflow_id, attempt, status, message)
+				VALUES ($1, $2, 'not_submitted', $3) ON CONFLICT DO NOTHING`, j.WorkflowID, attempt, reason); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: record %d jobs not submitted: %w", len(jobs), err)
+	}
+	return written, nil
 }
 
 // Job is one row of lipsync_jobs.

@@ -253,3 +253,53 @@ func BenchmarkUpdateJob(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 }
+
+func TestRecordNotSubmitted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := open(t)
+	// A job blocked before submission (pending), one accepted (submitted),
+	// and one never started (no row).
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-pending")))
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-submitted")))
+	_, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-submitted", Attempt: 1, Status: store.StatusSubmitted, RequestID: "r"})
+	require.NoError(t, err)
+	jobs := []store.NewJob{newJob("wf-pending"), newJob("wf-submitted"), newJob("wf-never")}
+	for i := range 2 { // twice: the second is a no-op
+		n, err := st.RecordNotSubmitted(ctx, jobs, "batch aborted after QuotaExceeded")
+		require.NoError(t, err)
+		require.Equal(t, []int{2, 0}[i], n)
+	}
+	for id, want := range map[string]store.Status{"wf-pending": store.StatusNotSubmitted, "wf-submitted": store.StatusSubmitted, "wf-never": store.StatusNotSubmitted} {
+		j, err := st.GetJob(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, want, j.Status, id)
+	}
+	require.Equal(t, []string{"1:pending", "1:not_submitted"}, statuses(t, st, "wf-pending"))
+	require.Equal(t, []string{"1:not_submitted"}, statuses(t, st, "wf-never"))
+	// A late update never revives a job recorded as not submitted.
+	applied, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-never", Attempt: 1, Status: store.StatusQueued})
+	require.NoError(t, err)
+	require.False(t, applied)
+}
+
+func TestAccountEscalationNamesTheBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := open(t)
+	e := store.NewEscalation{Key: "batch-b1/1/account", WorkflowID: "batch-b1", Attempt: 1, Kind: "account",
+		Reason: "QuotaExceeded", HTTPStatus: 412, Message: "token quota exhausted", BatchID: "b1"}
+	first, created, err := st.RecordEscalation(ctx, e)
+	require.NoError(t, err)
+	require.True(t, created)
+	again, created, err := st.RecordEscalation(ctx, e)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, first.ID, again.ID)
+	require.Equal(t, "b1", *again.BatchID)
+	require.NoError(t, st.ResolveEscalation(ctx, "batch-b1", 1, "resume", "ops", "plan upgraded"))
+	escs, err := st.ListEscalations(ctx, "batch-b1")
+	require.NoError(t, err)
+	require.Len(t, escs, 1)
+	require.Equal(t, "resume", *escs[0].Resolution)
+}

@@ -35,10 +35,26 @@ type EscalationDetails struct {
 // new every MaxPollsPerRun checks so its history stays bounded however long
 // the job runs.
 func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResult, error) {
+	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && in.BatchID != "" {
+		j.batchWorkflowID = parent.ID
+	}
+	res, err := w.lipSync(ctx, j)
+	if j.batchWorkflowID != "" && !workflow.IsContinueAsNewError(err) && !temporal.IsCanceledError(err) {
+		ref := j.state.ReferenceID
+		if ref == "" {
+			ref = in.ReferenceID
+		}
+		j.tellBatch(ctx, finalEvent(ref, err))
+	}
+	return res, err
+}
+
+func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error) {
+	in := j.in
 	if err := ValidateInput(in); err != nil {
 		return LipSyncResult{}, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ReasonInvalidInput, nil)
 	}
-	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	if in.Resume != nil {
 		j.state = *in.Resume
 		j.state.Runs++
@@ -211,6 +227,11 @@ type job struct {
 	// waiting is true while the job waits for a human's decision.
 	waiting  bool
 	decision *Decision
+	// batchWorkflowID is the workflow of the batch that started the job
+	// ("" for a job started on its own).
+	batchWorkflowID string
+	// blocked names the account-wide failure the job waits on.
+	blocked string
 }
 
 func (j *job) status() JobStatus {
@@ -226,6 +247,7 @@ func (j *job) status() JobStatus {
 		StartedAt:          j.state.StartedAt,
 		Runs:               j.state.Runs,
 		WaitingForDecision: j.waiting,
+		BlockedOnAccount:   j.blocked,
 	}
 }
 
@@ -233,15 +255,7 @@ func (j *job) status() JobStatus {
 var a *activities.Activities
 
 func (j *job) storeOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
-		},
-	})
+	return storeActivityOptions(ctx)
 }
 
 func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Context {
@@ -277,17 +291,32 @@ func (j *job) record(ctx workflow.Context) error {
 
 func (j *job) submit(ctx workflow.Context) error {
 	var res activities.SubmitResult
-	err := workflow.ExecuteActivity(j.apiOptions(ctx, j.state.Settings.SubmitTaskQueue), a.Submit, activities.SubmitInput{
-		WorkflowID:                    j.workflowID,
-		ReferenceID:                   j.state.ReferenceID,
-		Attempt:                       j.state.Attempt,
-		Video:                         j.in.Video,
-		Audio:                         j.in.Audio,
-		DisableActiveSpeakerDetection: j.in.DisableActiveSpeakerDetection,
-		KnownRequestIDs:               j.state.PreviousRequestIDs,
-	}).Get(ctx, &res)
-	if err != nil {
-		return j.failActivity(ctx, "submit", err)
+	for {
+		err := workflow.ExecuteActivity(j.apiOptions(ctx, j.state.Settings.SubmitTaskQueue), a.Submit, activities.SubmitInput{
+			WorkflowID:                    j.workflowID,
+			ReferenceID:                   j.state.ReferenceID,
+			Attempt:                       j.state.Attempt,
+			Video:                         j.in.Video,
+			Audio:                         j.in.Audio,
+			DisableActiveSpeakerDetection: j.in.DisableActiveSpeakerDetection,
+			KnownRequestIDs:               j.state.PreviousRequestIDs,
+		}).Get(ctx, &res)
+		if err == nil {
+			break
+		}
+		reason, status, msg := classifyActivityFailure("submit", err, j.state.Settings.RetryMaxElapsed)
+		if j.batchWorkflowID == "" || !IsAccountWide(reason) || temporal.IsCanceledError(err) {
+			return j.failActivity(ctx, "submit", err)
+		}
+		// Every further submission of the account would fail alike: the
+		// batch escalates once and answers for every job it holds back.
+		d, err := j.awaitAccountDecision(ctx, reason, status, msg)
+		if err != nil {
+			return err
+		}
+		if d.Action != activities.DecisionResume {
+			return j.notSubmitted(ctx, reason, msg)
+		}
 	}
 	j.state.RequestID = res.RequestID
 	j.state.Adopted = res.Adopted
@@ -296,6 +325,7 @@ func (j *job) submit(ctx workflow.Context) error {
 	j.state.NextPoll = j.state.Settings.Poll.Initial
 	j.publish(ctx)
 	workflow.GetLogger(ctx).Info("job submitted", "RequestId", res.RequestID, "Adopted", res.Adopted)
+	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventSubmitted})
 	return nil
 }
 
@@ -331,6 +361,9 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		}).Get(ctx, &res)
 		if err != nil {
 			return LipSyncResult{}, j.failActivity(ctx, "check status", err)
+		}
+		if res.Status == chamelaion.StatusProcessing && j.state.Status != string(chamelaion.StatusProcessing) {
+			j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventProcessing})
 		}
 		j.setStatus(ctx, string(res.Status))
 		if res.StartedAt != nil {
@@ -458,19 +491,10 @@ func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, ms
 	}
 	if kind == activities.KindFailure {
 		j.escalated = reason
+		j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventEscalated, Reason: reason, HTTPStatus: status, Message: msg})
 	}
 	j.publish(ctx)
-	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    j.state.Settings.NotifyTimeout + 5*time.Second,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        2 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			MaximumAttempts:        8,
-			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
-		},
-	})
+	nctx := notifyActivityOptions(ctx, j.state.Settings.NotifyTimeout)
 	err := workflow.ExecuteActivity(nctx, a.NotifyHuman, activities.NotifyInput{
 		EscalationID: res.EscalationID,
 		Escalation:   in,

@@ -25,18 +25,25 @@ var (
 	AttrBatchID = temporal.NewSearchAttributeKeyKeyword("LipsyncBatchId")
 	// AttrEscalated is the reason the job was escalated (set only then).
 	AttrEscalated = temporal.NewSearchAttributeKeyKeyword("LipsyncEscalated")
+	// AttrBatchCompleted is a batch's count of completed jobs (updated
+	// every twentieth of the batch).
+	AttrBatchCompleted = temporal.NewSearchAttributeKeyInt64("LipsyncBatchCompleted")
+	// AttrBatchRemaining is a batch's count of jobs not yet ended.
+	AttrBatchRemaining = temporal.NewSearchAttributeKeyInt64("LipsyncBatchRemaining")
 )
 
 // SearchAttributes lists the custom search attributes and their types, for
 // registration in the namespace.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
-		AttrStatus.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrStatusSince.GetName(): enumspb.INDEXED_VALUE_TYPE_DATETIME,
-		AttrRequestID.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrReferenceID.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrBatchID.GetName():     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrEscalated.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrStatus.GetName():         enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrStatusSince.GetName():    enumspb.INDEXED_VALUE_TYPE_DATETIME,
+		AttrRequestID.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrReferenceID.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrBatchID.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrEscalated.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrBatchCompleted.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+		AttrBatchRemaining.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
 	}
 }
 

@@ -213,6 +213,10 @@ type JobStatus struct {
 	// WaitingForDecision is true while an escalated job waits for a
 	// human's answer (UpdateResolve).
 	WaitingForDecision bool
+	// BlockedOnAccount names the account-wide failure (Unauthorized,
+	// QuotaExceeded) a batch job waits on until its batch is resumed or
+	// aborted.
+	BlockedOnAccount string `json:",omitempty"`
 }
 
 // Decision is a human's answer to an escalated job.

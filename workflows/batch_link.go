@@ -1,0 +1,152 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+	"github.com/chamelaion-lipsync/worker/chamelaion"
+)
+
+// The signals between a batch and the jobs it started.
+const (
+	// SignalBatchJob carries a BatchJobEvent from a job to its batch.
+	SignalBatchJob = "batch-job"
+	// SignalAccountDecision carries an AccountDecision from a batch to a
+	// job that waits on an account-wide failure.
+	SignalAccountDecision = "account-decision"
+)
+
+// What a job tells its batch.
+const (
+	// EventSubmitted: the vendor accepted the job.
+	EventSubmitted = "submitted"
+	// EventProcessing: the vendor started processing the job.
+	EventProcessing = "processing"
+	// EventEscalated: the job failed permanently and went to a human (it
+	// may still be retried by the human's decision).
+	EventEscalated = "escalated"
+	// EventBlocked: a submission met an account-wide failure; the job waits
+	// for its batch's AccountDecision.
+	EventBlocked = "blocked"
+	// EventDone: the job's workflow ended; Outcome says how.
+	EventDone = "done"
+)
+
+// Job outcomes, as a batch reports them.
+const (
+	OutcomeCompleted    = "completed"
+	OutcomeEscalated    = "escalated"
+	OutcomeAbandoned    = "abandoned"
+	OutcomeNotSubmitted = "not_submitted"
+	// OutcomeDuplicate: the reference_id already belongs to a job that
+	// ran (or runs) outside this batch; the batch did not start it again.
+	OutcomeDuplicate = "duplicate"
+)
+
+// ReasonNotSubmitted is the error type of a batch job whose batch was
+// aborted before the vendor accepted it.
+const ReasonNotSubmitted = "NotSubmitted"
+
+// BatchJobEvent is what a job started by a batch tells the batch.
+type BatchJobEvent struct {
+	ReferenceID string
+	Event       string
+	// Outcome is set for EventDone.
+	Outcome    string `json:",omitempty"`
+	Reason     string `json:",omitempty"`
+	HTTPStatus int    `json:",omitempty"`
+	Message    string `json:",omitempty"`
+}
+
+// AccountDecision is a batch's answer to a job blocked on an account-wide
+// failure: DecisionResume (submit again) or DecisionAbort.
+type AccountDecision struct {
+	Action string
+	Note   string
+	By     string
+}
+
+// IsAccountWide says whether a failure type means every submission of the
+// account fails alike: a rejected key (401) or an exhausted quota (412).
+func IsAccountWide(reason string) bool {
+	return reason == chamelaion.TypeUnauthorized || reason == chamelaion.TypeQuotaExceeded
+}
+
+// tellBatch signals the job's batch. A batch that has ended (terminated by
+// an operator) cannot hear it; that is logged, never fatal.
+func (j *job) tellBatch(ctx workflow.Context, ev BatchJobEvent) {
+	if j.batchWorkflowID == "" {
+		return
+	}
+	err := workflow.SignalExternalWorkflow(ctx, j.batchWorkflowID, "", SignalBatchJob, ev).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("could not tell the batch", "Batch", j.batchWorkflowID, "Event", ev.Event, "Error", err)
+	}
+}
+
+// awaitAccountDecision holds the job, visibly blocked, until its batch
+// answers the account-wide failure.
+func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status int, msg string) (AccountDecision, error) {
+	j.blocked, j.lastError = reason, msg
+	j.setStatus(ctx, "blocked")
+	j.publish(ctx)
+	workflow.GetLogger(ctx).Warn("submission met an account-wide failure; waiting for the batch's decision", "Reason", reason)
+	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventBlocked, Reason: reason, HTTPStatus: status, Message: msg})
+	var d AccountDecision
+	workflow.GetSignalChannel(ctx, SignalAccountDecision).Receive(ctx, &d)
+	if err := ctx.Err(); err != nil {
+		return AccountDecision{}, temporal.NewCanceledError()
+	}
+	j.blocked = ""
+	j.setStatus(ctx, "pending")
+	j.publish(ctx)
+	workflow.GetLogger(ctx).Info("the batch answered the account-wide failure", "Action", d.Action, "By", d.By)
+	return d, nil
+}
+
+// notSubmitted ends a job held back by an aborted batch.
+func (j *job) notSubmitted(ctx workflow.Context, reason, msg string) error {
+	why := fmt.Sprintf("batch %s aborted after an account-wide failure (%s): %s", j.in.BatchID, reason, msg)
+	var n int
+	err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordNotSubmitted, activities.NotSubmittedInput{
+		BatchID: j.in.BatchID,
+		Jobs: []activities.RecordJobInput{{
+			WorkflowID: j.workflowID, ReferenceID: j.state.ReferenceID, BatchID: j.in.BatchID, Video: j.in.Video, Audio: j.in.Audio,
+		}},
+		Reason: why,
+	}).Get(ctx, &n)
+	if err != nil {
+		return fmt.Errorf("record job not submitted: %w", err)
+	}
+	j.setStatus(ctx, "not_submitted")
+	j.publish(ctx)
+	return temporal.NewNonRetryableApplicationError(why, ReasonNotSubmitted, nil)
+}
+
+// finalEvent describes how a job's workflow ended, for its batch.
+func finalEvent(ref string, err error) BatchJobEvent {
+	ev := BatchJobEvent{ReferenceID: ref, Event: EventDone, Outcome: OutcomeCompleted}
+	if err == nil {
+		return ev
+	}
+	ev.Outcome, ev.Message = OutcomeEscalated, err.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		ev.Reason, ev.Message = appErr.Type(), appErr.Message()
+		var d EscalationDetails
+		if appErr.HasDetails() && appErr.Details(&d) == nil {
+			ev.HTTPStatus = d.HTTPStatus
+		}
+		switch appErr.Type() {
+		case ReasonAbandoned:
+			ev.Outcome = OutcomeAbandoned
+		case ReasonNotSubmitted:
+			ev.Outcome = OutcomeNotSubmitted
+		}
+	}
+	return ev
+}

@@ -1,0 +1,712 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+)
+
+// Names by which clients address the batch workflow.
+const (
+	// BatchWorkflowName is the batch workflow's registered type name.
+	BatchWorkflowName = "LipSyncBatch"
+	// BatchWorkflowIDPrefix prefixes a batch id to make its workflow ID.
+	BatchWorkflowIDPrefix = "batch-"
+	// QueryBatchProgress answers a BatchProgress.
+	QueryBatchProgress = "progress"
+	// UpdateBatchResolve delivers a human's BatchDecision to a batch paused
+	// by an account-wide failure.
+	UpdateBatchResolve = "resolve-account"
+	// DefaultBatchConcurrency bounds the jobs of a batch in flight when the
+	// input does not say.
+	DefaultBatchConcurrency = 100
+	// DefaultBatchStartsPerRun is how many jobs one run of a batch starts
+	// before it continues as new.
+	DefaultBatchStartsPerRun = 500
+	// batchHistoryBound continues a run as new when its history grows past
+	// this many events, whatever else happens.
+	batchHistoryBound = 20000
+)
+
+// Batch statuses, as the progress query and LipsyncStatus report them.
+const (
+	BatchRunning   = "running"
+	BatchPaused    = "paused"
+	BatchCompleted = "completed"
+	BatchAborted   = "aborted"
+)
+
+// BatchWorkflowID is the workflow ID of the batch with this id.
+func BatchWorkflowID(batchID string) string { return BatchWorkflowIDPrefix + batchID }
+
+// BatchInput is a batch of jobs.
+type BatchInput struct {
+	// BatchID names the batch; it is unique, and starting a batch id again
+	// never starts its jobs twice.
+	BatchID string
+	// Jobs are the jobs not yet started, in order; each needs its own
+	// ReferenceID.
+	Jobs []LipSyncInput
+	// Concurrency bounds the jobs in flight (started, not ended); the next
+	// job starts as soon as one ends.
+	Concurrency int
+	// StartsPerRun is how many jobs a run starts before it continues as
+	// new (0 = DefaultBatchStartsPerRun).
+	StartsPerRun int
+	// Resume carries the batch's state into a continued run. Callers leave
+	// it nil.
+	Resume *BatchState `json:",omitempty"`
+}
+
+// BatchState is what a batch carries across continue-as-new.
+type BatchState struct {
+	Total     int
+	StartedAt time.Time
+	// InFlight are the jobs started and not yet ended, in start order.
+	InFlight  []InFlightJob
+	Submitted int
+	Completed int
+	// Outcomes lists every ended job that did not complete.
+	Outcomes []JobOutcome
+	// Pause is the account-wide failure the batch waits on, if any.
+	Pause *AccountPause `json:",omitempty"`
+	// Pauses counts the account-wide escalations so far.
+	Pauses  int
+	Aborted bool
+	Runs    int
+}
+
+// InFlightJob is a started job the batch has not heard the end of.
+type InFlightJob struct {
+	ReferenceID string
+	// Status is starting, pending, blocked, queued, processing or
+	// escalated.
+	Status    string
+	Submitted bool
+}
+
+// JobOutcome is how a job of a batch ended.
+type JobOutcome struct {
+	ReferenceID string
+	// Outcome is one of the Outcome* constants.
+	Outcome    string
+	Reason     string `json:",omitempty"`
+	HTTPStatus int    `json:",omitempty"`
+	Message    string `json:",omitempty"`
+}
+
+// AccountPause is an account-wide failure a batch waits on.
+type AccountPause struct {
+	Reason     string
+	HTTPStatus int
+	Message    string
+	// ReferenceID is the job that met the failure first.
+	ReferenceID  string
+	Since        time.Time
+	EscalationID int64
+	// Escalated is true once the escalation is recorded.
+	Escalated bool
+	// Blocked are the jobs waiting on the decision.
+	Blocked []string
+}
+
+// BatchProgress answers the progress query.
+type BatchProgress struct {
+	BatchID string
+	// Status is running, paused, completed or aborted.
+	Status string
+	Total  int
+	// Submitted counts the jobs the vendor accepted.
+	Submitted int
+	// Pending jobs are started but not yet accepted (Blocked among them
+	// wait on an account-wide failure).
+	Pending    int
+	Blocked    int
+	Queued     int
+	Processing int
+	Completed  int
+	// Escalated counts jobs in front of a human or ended escalated.
+	Escalated    int
+	Abandoned    int
+	NotSubmitted int
+	Duplicate    int
+	// Remaining jobs have not been started.
+	Remaining int
+	InFlight  int
+	// Pause says why the batch is paused.
+	Pause *AccountPause `json:",omitempty"`
+	Runs  int
+}
+
+// Ended says whether every job of the batch has ended.
+func (p BatchProgress) Ended() bool {
+	return p.Status == BatchCompleted || p.Status == BatchAborted
+}
+
+// BatchResult is a batch that ended.
+type BatchResult struct {
+	BatchID      string
+	Total        int
+	Completed    int
+	Escalated    int
+	Abandoned    int
+	NotSubmitted int
+	Duplicate    int
+	Aborted      bool
+	// Outcomes lists every job that did not complete; every other job of
+	// the batch completed (its output is in its own workflow's result).
+	Outcomes []JobOutcome
+	Runs     int
+}
+
+// BatchDecision is a human's answer to an account-wide failure.
+type BatchDecision struct {
+	// Action is "resume" (the key was fixed or the plan upgraded: the
+	// held-back jobs are submitted again) or "abort" (the jobs not yet
+	// submitted are recorded as not submitted).
+	Action string
+	Note   string
+	By     string
+}
+
+// ValidateBatchDecision refuses an unknown action.
+func ValidateBatchDecision(d BatchDecision) error {
+	if d.Action != activities.DecisionResume && d.Action != activities.DecisionAbort {
+		return fmt.Errorf("unknown action %q: want resume or abort", d.Action)
+	}
+	if len(d.Note) > 2000 {
+		return fmt.Errorf("note is %d bytes long; at most 2000 are allowed", len(d.Note))
+	}
+	return nil
+}
+
+// ValidateBatchInput refuses a batch that can never run, naming the job.
+func ValidateBatchInput(in BatchInput) error {
+	if in.BatchID == "" {
+		return errors.New("batch id is empty")
+	}
+	if err := ValidateReferenceID(in.BatchID); err != nil {
+		return fmt.Errorf("batch id: %w", err)
+	}
+	if in.Concurrency < 0 || in.StartsPerRun < 0 {
+		return errors.New("concurrency and starts per run must not be negative")
+	}
+	seen := make(map[string]int, len(in.Jobs))
+	for i, j := range in.Jobs {
+		if j.ReferenceID == "" {
+			return fmt.Errorf("job %d: reference_id is empty", i+1)
+		}
+		if first, dup := seen[j.ReferenceID]; dup {
+			return fmt.Errorf("job %d: duplicate reference_id %q (first in job %d)", i+1, j.ReferenceID, first)
+		}
+		seen[j.ReferenceID] = i + 1
+		if err := ValidateInput(j); err != nil {
+			return fmt.Errorf("job %d (%s): %w", i+1, j.ReferenceID, err)
+		}
+	}
+	return nil
+}
+
+// Batch runs every job of a batch as a child LipSync workflow, at most
+// Concurrency at a time (a sliding window: the next job starts when one
+// ends), continuing as new every StartsPerRun starts so that its history
+// stays bounded however large the batch. Jobs tell the batch their progress
+// by signal, so jobs started by an earlier run are followed alike. One bad
+// job never stops the others. An account-wide failure (401, 412) pauses the
+// batch: no further job starts, one account-level escalation is raised,
+// jobs in flight go on, and the batch waits for a human's resume or abort.
+func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, error) {
+	if err := ValidateBatchInput(in); err != nil {
+		return BatchResult{}, temporal.NewNonRetryableApplicationError("invalid batch: "+err.Error(), ReasonInvalidInput, nil)
+	}
+	b := &batch{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if in.Concurrency == 0 {
+		b.in.Concurrency = DefaultBatchConcurrency
+	}
+	if in.StartsPerRun == 0 {
+		b.in.StartsPerRun = DefaultBatchStartsPerRun
+	}
+	if in.Resume != nil {
+		b.state = *in.Resume
+		b.state.Runs++
+	} else {
+		b.state = BatchState{Total: len(in.Jobs), StartedAt: workflow.Now(ctx), Runs: 1}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryBatchProgress, func() (BatchProgress, error) {
+		return b.progress(), nil
+	}); err != nil {
+		return BatchResult{}, fmt.Errorf("register progress query: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateBatchResolve,
+		func(ctx workflow.Context, d BatchDecision) (BatchDecision, error) {
+			b.decision = &d
+			return d, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d BatchDecision) error {
+			if err := ValidateBatchDecision(d); err != nil {
+				return err
+			}
+			if b.state.Pause == nil || !b.state.Pause.Escalated || b.decision != nil {
+				return fmt.Errorf("batch %s is not paused on an account-wide failure (status %s)", in.BatchID, b.status())
+			}
+			return nil
+		}},
+	); err != nil {
+		return BatchResult{}, fmt.Errorf("register resolve update: %w", err)
+	}
+	events := workflow.GetSignalChannel(ctx, SignalBatchJob)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var ev BatchJobEvent
+			events.Receive(ctx, &ev)
+			b.apply(ctx, ev)
+		}
+	})
+
+	b.publish(ctx)
+	for {
+		b.startWhileRoom(ctx)
+		if b.ended() {
+			break
+		}
+		if p := b.state.Pause; p != nil && !p.Escalated {
+			if err := b.escalateAccount(ctx); err != nil {
+				return BatchResult{}, err
+			}
+			continue
+		}
+		if b.decision != nil {
+			if err := b.applyDecision(ctx); err != nil {
+				return BatchResult{}, err
+			}
+			continue
+		}
+		if b.shouldContinueAsNew(ctx) {
+			return BatchResult{}, b.continueAsNew(ctx, events)
+		}
+		b.changed = false
+		if err := workflow.Await(ctx, func() bool { return b.changed }); err != nil {
+			return BatchResult{}, err
+		}
+		b.publish(ctx)
+	}
+	b.publish(ctx)
+	res := b.result()
+	workflow.GetLogger(ctx).Info("batch ended", "Total", res.Total, "Completed", res.Completed, "Escalated", res.Escalated, "NotSubmitted", res.NotSubmitted)
+	return res, nil
+}
+
+// batch is one batch run's working state.
+type batch struct {
+	in         BatchInput
+	workflowID string
+	state      BatchState
+	// cursor indexes in.Jobs: the next job to start.
+	cursor        int
+	startsThisRun int
+	pendingStarts int
+	changed       bool
+	decision      *BatchDecision
+	// What publish last told Temporal's visibility.
+	publishedStatus    string
+	publishedEscalated string
+	publishedCompleted int
+	published          bool
+}
+
+func (b *batch) remaining() int { return len(b.in.Jobs) - b.cursor }
+
+func (b *batch) startWhileRoom(ctx workflow.Context) {
+	for b.state.Pause == nil && !b.state.Aborted && b.cursor < len(b.in.Jobs) &&
+		len(b.state.InFlight) < b.in.Concurrency && b.startsThisRun < b.in.StartsPerRun {
+		job := b.in.Jobs[b.cursor]
+		b.cursor++
+		b.startsThisRun++
+		b.start(ctx, job)
+	}
+}
+
+// start starts one job as a child workflow that outlives this run (it tells
+// the batch its progress by signal, whichever run of the batch is current).
+func (b *batch) start(ctx workflow.Context, job LipSyncInput) {
+	job.BatchID = b.in.BatchID
+	ref := job.ReferenceID
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        WorkflowID(ref),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		// A job that completed (in this batch or another) never runs again;
+		// one that failed may.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, WorkflowName, job)
+	b.state.InFlight = append(b.state.InFlight, InFlightJob{ReferenceID: ref, Status: "starting"})
+	b.pendingStarts++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		err := f.GetChildWorkflowExecution().Get(ctx, nil)
+		b.pendingStarts--
+		b.changed = true
+		i := b.inFlight(ref)
+		if i < 0 {
+			return // it has told us it ended already
+		}
+		if err == nil {
+			if b.state.InFlight[i].Status == "starting" {
+				b.state.InFlight[i].Status = "pending"
+			}
+			return
+		}
+		out := JobOutcome{ReferenceID: ref, Outcome: OutcomeDuplicate, Message: fmt.Sprintf(
+			"reference_id %s already belongs to workflow %s, which runs or completed; the batch did not start it again", ref, WorkflowID(ref))}
+		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+		if !errors.As(err, &started) {
+			out = JobOutcome{ReferenceID: ref, Outcome: OutcomeEscalated, Reason: "StartFailed", Message: err.Error()}
+		}
+		b.finish(i, out)
+		workflow.GetLogger(ctx).Warn("job not started", "ReferenceId", ref, "Error", err)
+	})
+}
+
+func (b *batch) inFlight(ref string) int {
+	return slices.IndexFunc(b.state.InFlight, func(j InFlightJob) bool { return j.ReferenceID == ref })
+}
+
+// finish records a job's end and takes it out of the window.
+func (b *batch) finish(i int, out JobOutcome) {
+	b.state.InFlight = slices.Delete(b.state.InFlight, i, i+1)
+	if out.Outcome == OutcomeCompleted {
+		b.state.Completed++
+	} else {
+		b.state.Outcomes = append(b.state.Outcomes, out)
+	}
+	b.changed = true
+}
+
+// apply takes in one job's news.
+func (b *batch) apply(ctx workflow.Context, ev BatchJobEvent) {
+	i := b.inFlight(ev.ReferenceID)
+	if i < 0 {
+		workflow.GetLogger(ctx).Warn("news of a job not in flight", "ReferenceId", ev.ReferenceID, "Event", ev.Event)
+		return
+	}
+	j := &b.state.InFlight[i]
+	b.changed = true
+	switch ev.Event {
+	case EventSubmitted:
+		if !j.Submitted {
+			j.Submitted = true
+			b.state.Submitted++
+		}
+		j.Status = "queued"
+	case EventProcessing:
+		j.Status = "processing"
+	case EventEscalated:
+		j.Status = "escalated"
+	case EventBlocked:
+		j.Status = "blocked"
+		b.block(ctx, ev)
+	case EventDone:
+		b.finish(i, JobOutcome{ReferenceID: ev.ReferenceID, Outcome: ev.Outcome, Reason: ev.Reason, HTTPStatus: ev.HTTPStatus, Message: ev.Message})
+	}
+}
+
+// block holds a job back on an account-wide failure; the first one pauses
+// the batch.
+func (b *batch) block(ctx workflow.Context, ev BatchJobEvent) {
+	if b.state.Aborted {
+		b.tellJob(ctx, ev.ReferenceID, AccountDecision{Action: activities.DecisionAbort, Note: "the batch was aborted", By: "batch"})
+		return
+	}
+	if b.state.Pause == nil {
+		b.state.Pauses++
+		b.state.Pause = &AccountPause{
+			Reason: ev.Reason, HTTPStatus: ev.HTTPStatus, Message: ev.Message,
+			ReferenceID: ev.ReferenceID, Since: workflow.Now(ctx),
+		}
+		workflow.GetLogger(ctx).Warn("account-wide failure: the batch stops submitting", "Reason", ev.Reason, "ReferenceId", ev.ReferenceID)
+	}
+	b.state.Pause.Blocked = append(b.state.Pause.Blocked, ev.ReferenceID)
+}
+
+// tellJob signals a held-back job the batch's answer.
+func (b *batch) tellJob(ctx workflow.Context, ref string, d AccountDecision) {
+	if err := workflow.SignalExternalWorkflow(ctx, WorkflowID(ref), "", SignalAccountDecision, d).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("could not tell a held-back job the decision", "ReferenceId", ref, "Error", err)
+	}
+}
+
+// escalateAccount raises the batch's one escalation for its pause.
+func (b *batch) escalateAccount(ctx workflow.Context) error {
+	p := b.state.Pause
+	in := activities.EscalateInput{
+		WorkflowID:  b.workflowID,
+		ReferenceID: p.ReferenceID,
+		Attempt:     b.state.Pauses,
+		Kind:        activities.KindAccount,
+		Reason:      p.Reason,
+		HTTPStatus:  p.HTTPStatus,
+		BatchID:     b.in.BatchID,
+		Message: fmt.Sprintf("account-wide failure in batch %s: %s (job %s). No further job of the batch is submitted; "+
+			"%d jobs are not yet submitted and %d are held back. Fix the cause, then answer: starter batch-resolve %s resume|abort",
+			b.in.BatchID, p.Message, p.ReferenceID, b.remaining(), len(p.Blocked), b.in.BatchID),
+	}
+	var res activities.EscalateResult
+	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.Escalate, in).Get(ctx, &res); err != nil {
+		return fmt.Errorf("record account escalation: %w", err)
+	}
+	p.Escalated, p.EscalationID = true, res.EscalationID
+	b.publish(ctx)
+	err := workflow.ExecuteActivity(notifyActivityOptions(ctx, 10*time.Second), a.NotifyHuman, activities.NotifyInput{
+		EscalationID: res.EscalationID, Escalation: in, WebUIURL: res.WebUIURL,
+	}).Get(ctx, nil)
+	if err != nil {
+		if temporal.IsCanceledError(err) {
+			return err
+		}
+		workflow.GetLogger(ctx).Error("account escalation recorded but the notification failed", "EscalationId", res.EscalationID, "Error", err)
+	}
+	return nil
+}
+
+// applyDecision carries out a human's answer to the pause.
+func (b *batch) applyDecision(ctx workflow.Context) error {
+	d := *b.decision
+	b.decision = nil
+	p := b.state.Pause
+	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.RecordDecision, activities.DecisionInput{
+		WorkflowID: b.workflowID, Attempt: b.state.Pauses, Action: d.Action, By: d.By, Note: d.Note,
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("record batch decision: %w", err)
+	}
+	workflow.GetLogger(ctx).Info("account-wide failure answered", "Action", d.Action, "By", d.By)
+	b.state.Pause = nil
+	if d.Action == activities.DecisionAbort {
+		b.state.Aborted = true
+		if err := b.recordNotSubmitted(ctx, fmt.Sprintf("batch %s aborted by %s after %s: %s", b.in.BatchID, orUnknown(d.By), p.Reason, d.Note)); err != nil {
+			return err
+		}
+	}
+	for _, ref := range p.Blocked {
+		b.tellJob(ctx, ref, AccountDecision(d))
+	}
+	b.changed = true
+	b.publish(ctx)
+	return nil
+}
+
+// recordNotSubmitted records every job not yet started as not submitted,
+// in the database and in the batch's outcomes.
+func (b *batch) recordNotSubmitted(ctx workflow.Context, why string) error {
+	const chunk = 200
+	for b.cursor < len(b.in.Jobs) {
+		end := min(b.cursor+chunk, len(b.in.Jobs))
+		var jobs []activities.RecordJobInput
+		for _, j := range b.in.Jobs[b.cursor:end] {
+			jobs = append(jobs, activities.RecordJobInput{
+				WorkflowID: WorkflowID(j.ReferenceID), ReferenceID: j.ReferenceID, BatchID: b.in.BatchID, Video: j.Video, Audio: j.Audio,
+			})
+		}
+		if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.RecordNotSubmitted, activities.NotSubmittedInput{
+			BatchID: b.in.BatchID, Jobs: jobs, Reason: why,
+		}).Get(ctx, nil); err != nil {
+			return fmt.Errorf("record jobs not submitted: %w", err)
+		}
+		for _, j := range jobs {
+			b.state.Outcomes = append(b.state.Outcomes, JobOutcome{ReferenceID: j.ReferenceID, Outcome: OutcomeNotSubmitted, Reason: ReasonNotSubmitted, Message: why})
+		}
+		b.cursor = end
+	}
+	return nil
+}
+
+func (b *batch) ended() bool {
+	return (b.cursor == len(b.in.Jobs) || b.state.Aborted) && len(b.state.InFlight) == 0 && b.pendingStarts == 0 && b.state.Pause == nil
+}
+
+func (b *batch) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	full := b.startsThisRun >= b.in.StartsPerRun && b.cursor < len(b.in.Jobs)
+	return full || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > batchHistoryBound
+}
+
+// continueAsNew hands the batch to a fresh run, once every start it made
+// is confirmed and every signal received is applied.
+func (b *batch) continueAsNew(ctx workflow.Context, events workflow.ReceiveChannel) error {
+	if err := workflow.Await(ctx, func() bool { return b.pendingStarts == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for {
+		var ev BatchJobEvent
+		if !events.ReceiveAsync(&ev) {
+			break
+		}
+		b.apply(ctx, ev)
+	}
+	next := b.in
+	next.Jobs = b.in.Jobs[b.cursor:]
+	state := b.state
+	next.Resume = &state
+	b.publish(ctx)
+	return workflow.NewContinueAsNewError(ctx, BatchWorkflowName, next)
+}
+
+func (b *batch) status() string {
+	switch {
+	case b.state.Pause != nil:
+		return BatchPaused
+	case b.ended() && b.state.Aborted:
+		return BatchAborted
+	case b.ended():
+		return BatchCompleted
+	}
+	return BatchRunning
+}
+
+func (b *batch) progress() BatchProgress {
+	p := BatchProgress{
+		BatchID:   b.in.BatchID,
+		Status:    b.status(),
+		Total:     b.state.Total,
+		Submitted: b.state.Submitted,
+		Completed: b.state.Completed,
+		Remaining: b.remaining(),
+		InFlight:  len(b.state.InFlight),
+		Runs:      b.state.Runs,
+	}
+	if b.state.Aborted {
+		p.Remaining = 0
+	}
+	if b.state.Pause != nil {
+		pause := *b.state.Pause
+		p.Pause = &pause
+	}
+	for _, j := range b.state.InFlight {
+		switch j.Status {
+		case "starting", "pending":
+			p.Pending++
+		case "blocked":
+			p.Pending++
+			p.Blocked++
+		case "queued":
+			p.Queued++
+		case "processing":
+			p.Processing++
+		case "escalated":
+			p.Escalated++
+		}
+	}
+	for _, o := range b.state.Outcomes {
+		switch o.Outcome {
+		case OutcomeAbandoned:
+			p.Abandoned++
+		case OutcomeNotSubmitted:
+			p.NotSubmitted++
+		case OutcomeDuplicate:
+			p.Duplicate++
+		default:
+			p.Escalated++
+		}
+	}
+	return p
+}
+
+func (b *batch) result() BatchResult {
+	p := b.progress()
+	return BatchResult{
+		BatchID:      b.in.BatchID,
+		Total:        b.state.Total,
+		Completed:    b.state.Completed,
+		Escalated:    p.Escalated,
+		Abandoned:    p.Abandoned,
+		NotSubmitted: p.NotSubmitted,
+		Duplicate:    p.Duplicate,
+		Aborted:      b.state.Aborted,
+		Outcomes:     b.state.Outcomes,
+		Runs:         b.state.Runs,
+	}
+}
+
+// publish keeps the batch's search attributes (status, pause reason, and
+// every twentieth of progress) and current details in step.
+func (b *batch) publish(ctx workflow.Context) {
+	p := b.progress()
+	var updates []temporal.SearchAttributeUpdate
+	if !b.published {
+		updates = append(updates, AttrBatchID.ValueSet(b.in.BatchID))
+	}
+	if p.Status != b.publishedStatus {
+		updates = append(updates, AttrStatus.ValueSet(p.Status), AttrStatusSince.ValueSet(workflow.Now(ctx).UTC()))
+	}
+	escalated := ""
+	if p.Pause != nil {
+		escalated = p.Pause.Reason
+	}
+	switch {
+	case escalated != "" && escalated != b.publishedEscalated:
+		updates = append(updates, AttrEscalated.ValueSet(escalated))
+	case escalated == "" && b.publishedEscalated != "":
+		updates = append(updates, AttrEscalated.ValueUnset())
+	}
+	step := max(1, p.Total/20)
+	if !b.published || p.Completed/step != b.publishedCompleted/step || p.Ended() {
+		updates = append(updates, AttrBatchCompleted.ValueSet(int64(p.Completed)), AttrBatchRemaining.ValueSet(int64(p.Remaining+p.InFlight)))
+	}
+	if len(updates) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			workflow.GetLogger(ctx).Warn("search attributes not updated", "Error", err)
+		}
+	}
+	b.published, b.publishedStatus, b.publishedEscalated, b.publishedCompleted = true, p.Status, escalated, p.Completed
+	workflow.SetCurrentDetails(ctx, b.details(p))
+}
+
+// details is the Web UI's current-details text.
+func (b *batch) details(p BatchProgress) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "**%s** · batch `%s` · %d/%d completed · %d submitted · %d in flight (%d pending, %d queued, %d processing) · %d escalated · %d remaining",
+		p.Status, p.BatchID, p.Completed, p.Total, p.Submitted, p.InFlight, p.Pending, p.Queued, p.Processing, p.Escalated, p.Remaining)
+	if p.NotSubmitted > 0 {
+		fmt.Fprintf(&s, " · %d not submitted", p.NotSubmitted)
+	}
+	if p.Pause != nil {
+		fmt.Fprintf(&s, " · PAUSED on %s (HTTP %d): %s · %d jobs held back · answer: starter batch-resolve %s resume|abort",
+			p.Pause.Reason, p.Pause.HTTPStatus, p.Pause.Message, len(p.Pause.Blocked), p.BatchID)
+	}
+	return s.String()
+}
+
+// storeActivityOptions are the options of the database activities.
+func storeActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+}
+
+// notifyActivityOptions are the options of NotifyHuman: retried, bounded,
+// never blocking the workflow for long.
+func notifyActivityOptions(ctx workflow.Context, notifyTimeout time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    notifyTimeout + 5*time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        8,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+}
