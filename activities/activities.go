@@ -35,6 +35,9 @@ type Store interface {
 	MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error
 	ResolveEscalation(ctx context.Context, workflowID string, attempt int, resolution, by, note string) error
 	RecordNotSubmitted(ctx context.Context, jobs []store.NewJob, reason string) (int, error)
+	HoldAccount(ctx context.Context, reason string, httpStatus int, message, batchID string, escalationID int64) error
+	ReleaseAccount(ctx context.Context) error
+	CurrentAccountHold(ctx context.Context) (*store.AccountHold, error)
 }
 
 // Activities holds the dependencies of every activity.

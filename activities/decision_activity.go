@@ -48,6 +48,11 @@ func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error
 	if err := a.Store.ResolveEscalation(ctx, in.WorkflowID, in.Attempt, in.Action, in.By, in.Note); err != nil {
 		return storeError("record decision", err)
 	}
+	if in.Action == DecisionResume || in.Action == DecisionAbort {
+		if err := a.Store.ReleaseAccount(ctx); err != nil {
+			return storeError("release submissions", err)
+		}
+	}
 	if in.Action == DecisionAbandon {
 		msg := "abandoned"
 		if in.By != "" {

@@ -93,6 +93,12 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 	if err != nil {
 		return EscalateResult{}, storeError("record escalation", err)
 	}
+	if in.Kind == KindAccount {
+		// From now on no worker submits, until a human answers.
+		if err := a.Store.HoldAccount(ctx, in.Reason, in.HTTPStatus, in.Message, in.BatchID, esc.ID); err != nil {
+			return EscalateResult{}, storeError("hold submissions", err)
+		}
+	}
 	if created {
 		a.metrics().Escalated(in.Kind, in.Reason)
 		if in.Kind == KindFailure {

@@ -14,7 +14,22 @@ ALTER TABLE lipsync_jobs DROP CONSTRAINT lipsync_jobs_status_check;
 ALTER TABLE lipsync_jobs ADD CONSTRAINT lipsync_jobs_status_check
     CHECK (status IN ('pending', 'submitted', 'queued', 'processing', 'completed', 'failed', 'abandoned', 'not_submitted'));
 
+-- While an account-wide failure waits for a human, no worker submits: the
+-- submission activity reads this one-row table before every generation
+-- call, so the API sees no further request until the answer.
+CREATE TABLE account_holds (
+    id            int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    reason        text NOT NULL,
+    http_status   int,
+    message       text NOT NULL,
+    batch_id      text,
+    escalation_id bigint,
+    since         timestamptz NOT NULL DEFAULT now()
+);
+
 ---- create above / drop below ----
+
+DROP TABLE account_holds;
 
 DELETE FROM lipsync_jobs WHERE status = 'not_submitted';
 ALTER TABLE lipsync_jobs DROP CONSTRAINT lipsync_jobs_status_check;

@@ -120,3 +120,48 @@ func (s *Store) ListEscalations(ctx context.Context, workflowID string) ([]Escal
 	}
 	return escs, nil
 }
+
+// AccountHold is an account-wide failure that stops every submission until
+// a human answers it.
+type AccountHold struct {
+	Reason       string    `db:"reason"`
+	HTTPStatus   *int      `db:"http_status"`
+	Message      string    `db:"message"`
+	BatchID      *string   `db:"batch_id"`
+	EscalationID *int64    `db:"escalation_id"`
+	Since        time.Time `db:"since"`
+}
+
+// HoldAccount stops submissions. The first hold wins; holding again is a
+// no-op.
+func (s *Store) HoldAccount(ctx context.Context, reason string, httpStatus int, message, batchID string, escalationID int64) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO account_holds (reason, http_status, message, batch_id, escalation_id)
+		VALUES ($1, NULLIF($2, 0), $3, NULLIF($4, ''), NULLIF($5, 0))
+		ON CONFLICT (id) DO NOTHING`, reason, httpStatus, message, batchID, escalationID)
+	if err != nil {
+		return fmt.Errorf("store: hold account: %w", err)
+	}
+	return nil
+}
+
+// ReleaseAccount lets submissions go on.
+func (s *Store) ReleaseAccount(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM account_holds`); err != nil {
+		return fmt.Errorf("store: release account: %w", err)
+	}
+	return nil
+}
+
+// CurrentAccountHold returns the hold in force, or nil.
+func (s *Store) CurrentAccountHold(ctx context.Context) (*AccountHold, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT reason, http_status, message, batch_id, escalation_id, since FROM account_holds`)
+	h, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[AccountHold])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read account hold: %w", err)
+	}
+	return &h, nil
+}

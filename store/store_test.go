@@ -303,3 +303,22 @@ func TestAccountEscalationNamesTheBatch(t *testing.T) {
 	require.Len(t, escs, 1)
 	require.Equal(t, "resume", *escs[0].Resolution)
 }
+
+func TestAccountHold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := open(t)
+	h, err := st.CurrentAccountHold(ctx)
+	require.NoError(t, err)
+	require.Nil(t, h)
+	require.NoError(t, st.HoldAccount(ctx, "QuotaExceeded", 412, "token quota exhausted", "b1", 7))
+	require.NoError(t, st.HoldAccount(ctx, "Unauthorized", 401, "later", "b2", 8), "a second hold is a no-op")
+	h, err = st.CurrentAccountHold(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "QuotaExceeded", h.Reason)
+	require.Equal(t, "b1", *h.BatchID)
+	require.NoError(t, st.ReleaseAccount(ctx))
+	h, err = st.CurrentAccountHold(ctx)
+	require.NoError(t, err)
+	require.Nil(t, h)
+}

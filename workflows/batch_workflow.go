@@ -248,6 +248,7 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateBatchResolve,
 		func(ctx workflow.Context, d BatchDecision) (BatchDecision, error) {
 			b.decision = &d
+			b.changed = true
 			return d, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d BatchDecision) error {
