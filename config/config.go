@@ -72,6 +72,22 @@ type API struct {
 	// minute, shared by every worker through the submission task queue.
 	// Defaults to 60.
 	RateLimitPerMinute int `envconfig:"CHAMELAION_RATE_LIMIT_PER_MINUTE" default:"60"`
+	// RateHeadroom is the share of RateLimitPerMinute kept unused, so that
+	// the task queue's rate limiter (whose first second may burst) never
+	// puts more than the limit into one rolling minute. Defaults to 0.02:
+	// submissions run at 98% of the limit.
+	RateHeadroom float64 `envconfig:"CHAMELAION_RATE_HEADROOM" default:"0.02"`
+	// StatusRateLimitPerMinute is the budget of status reads per minute,
+	// shared by every worker through the status task queue. Status reads
+	// are not generation calls, but they must not flood the API either.
+	// Defaults to 600.
+	StatusRateLimitPerMinute int `envconfig:"CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE" default:"600"`
+}
+
+// SubmitRatePerSecond is the task-queue-wide rate of submissions: the
+// account's limit less the headroom.
+func (a API) SubmitRatePerSecond() float64 {
+	return float64(a.RateLimitPerMinute) * (1 - a.RateHeadroom) / 60
 }
 
 // Database configures PostgreSQL.
@@ -244,6 +260,8 @@ func (c Config) validateCommon() error {
 	}{
 		{"CHAMELAION_REQUEST_TIMEOUT", c.API.RequestTimeout > 0, "must be a positive duration such as 30s"},
 		{"CHAMELAION_RATE_LIMIT_PER_MINUTE", c.API.RateLimitPerMinute > 0, "must be a positive whole number"},
+		{"CHAMELAION_RATE_HEADROOM", c.API.RateHeadroom >= 0 && c.API.RateHeadroom < 1, "must be a fraction from 0 up to (not including) 1, such as 0.02"},
+		{"CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE", c.API.StatusRateLimitPerMinute > 0, "must be a positive whole number"},
 		{"TEMPORAL_ADDRESS", strings.TrimSpace(c.Temporal.Address) != "", "must not be empty"},
 		{"TEMPORAL_NAMESPACE", strings.TrimSpace(c.Temporal.Namespace) != "", "must not be empty"},
 		{"TEMPORAL_TASK_QUEUE", strings.TrimSpace(c.Temporal.TaskQueue) != "", "must not be empty"},
@@ -330,8 +348,8 @@ func (c Config) ValidateStarter() error { return nil }
 // String renders the configuration for a start-up log line, with every
 // secret masked.
 func (c Config) String() string {
-	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s} codec{%s}",
-		c.API.BaseURL, c.API.AuthScheme, mask(c.API.Key), c.API.RequestTimeout, c.API.RateLimitPerMinute,
+	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min headroom=%g status_rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s} codec{%s}",
+		c.API.BaseURL, c.API.AuthScheme, mask(c.API.Key), c.API.RequestTimeout, c.API.RateLimitPerMinute, c.API.RateHeadroom, c.API.StatusRateLimitPerMinute,
 		RedactURL(c.Database.URL), c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TaskQueue,
 		c.Jobs.PollInitialInterval, c.Jobs.PollMaxInterval, c.Jobs.PollBackoffCoefficient, c.Jobs.StuckAfter, c.Jobs.Deadline, c.Jobs.RetryMaxElapsed,
 		mask(c.Notify.WebhookURL), c.codecSummary())

@@ -105,8 +105,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// runWorker runs the two workers (workflows and status checks on the main
-// task queue; rate-limited submissions on the submit queue) until ctx ends.
+// runWorker runs the three workers (workflows and database activities on
+// the main task queue; rate-limited submissions and status checks on their
+// own queues) until ctx ends.
 func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *store.Store) error {
 	m, err := metrics.New()
 	if err != nil {
@@ -155,31 +156,46 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		WorkerStopTimeout: cfg.Worker.ShutdownTimeout,
 	})
 	mainWorker.RegisterWorkflowWithOptions(wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	mainWorker.RegisterWorkflowWithOptions(wfs.Batch, workflow.RegisterOptions{Name: workflows.BatchWorkflowName})
 	mainWorker.RegisterActivity(acts.RecordJob)
+	// Status checks of runs recorded before the status queue existed are
+	// still scheduled here.
 	mainWorker.RegisterActivity(acts.CheckStatus)
 	mainWorker.RegisterActivity(acts.Escalate)
 	mainWorker.RegisterActivity(acts.NotifyHuman)
 	mainWorker.RegisterActivity(acts.RecordDecision)
+	mainWorker.RegisterActivity(acts.RecordNotSubmitted)
 
-	// Every generation call goes through this queue; the server enforces
-	// its activity rate across all workers polling it.
+	// Every generation call goes through the submit queue, every status
+	// read through the status queue; the server enforces each queue's
+	// activity rate across all workers polling it, so more workers never
+	// mean more requests.
 	submitQueue := workflows.SubmitTaskQueue(cfg.Temporal.TaskQueue)
 	submit := worker.New(tc, submitQueue, worker.Options{
 		DisableWorkflowWorker:        true,
-		TaskQueueActivitiesPerSecond: float64(cfg.API.RateLimitPerMinute) / 60,
+		TaskQueueActivitiesPerSecond: cfg.API.SubmitRatePerSecond(),
 		WorkerStopTimeout:            cfg.Worker.ShutdownTimeout,
 	})
 	submit.RegisterActivity(acts.Submit)
+	statusQueue := workflows.StatusTaskQueue(cfg.Temporal.TaskQueue)
+	status := worker.New(tc, statusQueue, worker.Options{
+		DisableWorkflowWorker:        true,
+		TaskQueueActivitiesPerSecond: float64(cfg.API.StatusRateLimitPerMinute) / 60,
+		WorkerStopTimeout:            cfg.Worker.ShutdownTimeout,
+	})
+	status.RegisterActivity(acts.CheckStatus)
 
-	if err := mainWorker.Start(); err != nil {
-		return fmt.Errorf("start worker on %s: %w", cfg.Temporal.TaskQueue, err)
+	for _, w := range []struct {
+		queue string
+		w     worker.Worker
+	}{{cfg.Temporal.TaskQueue, mainWorker}, {submitQueue, submit}, {statusQueue, status}} {
+		if err := w.w.Start(); err != nil {
+			return fmt.Errorf("start worker on %s: %w", w.queue, err)
+		}
+		defer w.w.Stop()
 	}
-	defer mainWorker.Stop()
-	if err := submit.Start(); err != nil {
-		return fmt.Errorf("start worker on %s: %w", submitQueue, err)
-	}
-	defer submit.Stop()
-	logger.Info("worker started", "config", cfg.String(), "submit_task_queue", submitQueue)
+	logger.Info("worker started", "config", cfg.String(), "submit_task_queue", submitQueue,
+		"submit_rate_per_second", cfg.API.SubmitRatePerSecond(), "status_task_queue", statusQueue)
 	<-ctx.Done()
 	logger.Info("stopping: in-flight activities get the shutdown timeout to finish", "timeout", cfg.Worker.ShutdownTimeout)
 	return nil

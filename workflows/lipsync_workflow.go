@@ -353,7 +353,7 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		j.state.StatusChecks++
 
 		var res activities.CheckStatusResult
-		err := workflow.ExecuteActivity(j.apiOptions(ctx, ""), a.CheckStatus, activities.CheckStatusInput{
+		err := workflow.ExecuteActivity(j.apiOptions(ctx, s.StatusTaskQueue), a.CheckStatus, activities.CheckStatusInput{
 			WorkflowID:   j.workflowID,
 			Attempt:      j.state.Attempt,
 			RequestID:    j.state.RequestID,

@@ -70,6 +70,9 @@ type Settings struct {
 	MaxPollsPerRun int
 	// SubmitTaskQueue is the rate-limited task queue of Submit activities.
 	SubmitTaskQueue string
+	// StatusTaskQueue is the rate-limited task queue of status checks
+	// ("" = the workflow's own task queue, as runs before it had).
+	StatusTaskQueue string `json:",omitempty"`
 }
 
 // SettingsFromConfig derives the default job settings from the worker's
@@ -91,8 +94,13 @@ func SettingsFromConfig(c config.Config) Settings {
 		DecisionWait:    c.Jobs.DecisionWait,
 		MaxPollsPerRun:  c.Jobs.MaxPollsPerRun,
 		SubmitTaskQueue: SubmitTaskQueue(c.Temporal.TaskQueue),
+		StatusTaskQueue: StatusTaskQueue(c.Temporal.TaskQueue),
 	}
 }
+
+// StatusTaskQueue names the task queue of the status checks for a worker's
+// main task queue.
+func StatusTaskQueue(taskQueue string) string { return taskQueue + "-status" }
 
 // SubmitTaskQueue names the task queue of the submission activities for a
 // worker's main task queue.

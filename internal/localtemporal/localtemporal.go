@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -111,7 +112,11 @@ type Options struct {
 	// SearchAttributes to register: name → type (Keyword, Text, Int,
 	// Double, Bool, Datetime, KeywordList).
 	SearchAttributes map[string]string
-	// DynamicConfig values: key → JSON value.
+	// DynamicConfig values: key → JSON value. Unless set here, task queues
+	// get one read and one write partition (SinglePartitionConfig), so
+	// that a task queue's activity rate limit is enforced by one limiter:
+	// with the default four partitions each applies its own share, and
+	// the rate the worker asked for is not met.
 	DynamicConfig map[string]string
 	// LogFile receives the server's output ("" = a temporary file).
 	LogFile string
@@ -131,6 +136,16 @@ type Server struct {
 	done  chan struct{}
 }
 
+// SinglePartitionConfig is the dynamic configuration that gives every task
+// queue one partition. A production cluster can scope the same settings to
+// the rate-limited queues alone (see deploy/README.md).
+func SinglePartitionConfig() map[string]string {
+	return map[string]string{
+		"matching.numTaskqueueReadPartitions":  "1",
+		"matching.numTaskqueueWritePartitions": "1",
+	}
+}
+
 // Start starts the dev server and returns once its frontend answers.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.CLIPath == "" {
@@ -143,6 +158,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
+	dc := map[string]string{}
+	maps.Copy(dc, SinglePartitionConfig())
+	maps.Copy(dc, opts.DynamicConfig)
+	opts.DynamicConfig = dc
 	var err error
 	if opts.Port == 0 {
 		if opts.Port, err = freePort(opts.IP); err != nil {
