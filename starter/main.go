@@ -3,6 +3,10 @@
 //	starter submit --video-url URL --audio-url URL [--reference-id ID]
 //	               [--disable-active-speaker-detection] [--wait]
 //	starter status --reference-id ID
+//	starter resolve <reference-id> retry|abandon
+//	starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N] [--wait] [--skip-invalid]
+//	starter batch-status <batch-id>
+//	starter batch-resolve <batch-id> resume|abort
 //
 // It reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE from
 // the environment. Exit status: 0 success; 1 the job ended escalated or
@@ -41,6 +45,11 @@ const usage = `usage:
   starter submit --video-url URL --audio-url URL [--reference-id ID]
                  [--disable-active-speaker-detection] [--wait]
   starter status --reference-id ID
+  starter resolve <reference-id> retry|abandon [--note TEXT] [--by NAME]
+  starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N]
+                [--wait] [--skip-invalid] [--results FILE]
+  starter batch-status <batch-id>
+  starter batch-resolve <batch-id> resume|abort [--note TEXT] [--by NAME]
 
 Environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default),
 TEMPORAL_TASK_QUEUE (lipsync).
@@ -73,6 +82,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd = status
 	case "resolve":
 		cmd = resolve
+	case "batch":
+		cmd = batch
+	case "batch-status":
+		cmd = batchStatus
+	case "batch-resolve":
+		cmd = batchResolve
 	default:
 		fmt.Fprintf(stderr, "starter: unknown command %q\n%s", args[0], usage)
 		return 2
