@@ -42,6 +42,7 @@
 // GET /_emulator/stats reports what the emulator received: jobs created per
 // reference_id (more than one is a duplicate submission), requests per
 // endpoint and status (0 = an answer withheld), lost answers and 429s.
-// GET /_emulator/jobs/{id} shows one job; POST /_emulator/reset forgets
+// GET /_emulator/jobs/{id} shows one job; PUT /_emulator/quota
+// {"token_quota": N} changes the token quota (a plan upgrade); POST /_emulator/reset forgets
 // everything; DELETE /_emulator/scenarios removes the scenarios.
 package emulator

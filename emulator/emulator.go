@@ -310,6 +310,17 @@ func (e *Emulator) Handler() http.Handler {
 		e.ClearScenarios()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("PUT /_emulator/quota", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			TokenQuota *int `json:"token_quota"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.TokenQuota == nil || *body.TokenQuota < 0 {
+			writeError(w, http.StatusBadRequest, `want {"token_quota": N} with N >= 0 (0 = unlimited)`)
+			return
+		}
+		e.SetTokenQuota(*body.TokenQuota)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /_emulator/reset", func(w http.ResponseWriter, r *http.Request) {
 		e.Reset()
 		w.WriteHeader(http.StatusNoContent)
@@ -886,4 +897,12 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// SetTokenQuota changes the number of jobs each account may create (0 =
+// unlimited), as a plan upgrade would; jobs created so far still count.
+func (e *Emulator) SetTokenQuota(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.TokenQuota = n
 }

@@ -447,3 +447,18 @@ func TestStateSurvivesARestart(t *testing.T) {
 	require.Equal(t, 1, g.emu.Stats().JobsByReferenceID["kept"])
 	require.NoError(t, g.emu.LoadState(t.TempDir()+"/missing.json"))
 }
+
+func TestQuotaCanBeRaisedAtRunTime(t *testing.T) {
+	f := newFixture(t, emulator.Config{TokenQuota: 1, RateLimitPerMinute: -1})
+	gen := func(ref string) int {
+		status, _, _ := f.do("POST", "/api/v1/lipsync/generate", auth(), genBody(ref))
+		return status
+	}
+	require.Less(t, gen("a"), 300)
+	require.Equal(t, http.StatusPreconditionFailed, gen("b"))
+	status, _, _ := f.do("PUT", "/_emulator/quota", nil, strings.NewReader(`{"token_quota": 0}`))
+	require.Equal(t, http.StatusNoContent, status)
+	require.Less(t, gen("b"), 300)
+	status, _, _ = f.do("PUT", "/_emulator/quota", nil, strings.NewReader(`{"token_quota": -1}`))
+	require.Equal(t, http.StatusBadRequest, status)
+}
