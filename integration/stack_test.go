@@ -55,6 +55,12 @@ type stack struct {
 // emulator and one worker with the given extra worker environment.
 func startStack(t *testing.T, workerEnv ...string) *stack {
 	t.Helper()
+	return startStackWith(t, nil, workerEnv...)
+}
+
+// startStackWith is startStack with extra emulator flags (later flags win).
+func startStackWith(t *testing.T, emulatorArgs []string, workerEnv ...string) *stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s := &stack{t: t, dir: t.TempDir()}
@@ -78,8 +84,8 @@ func startStack(t *testing.T, workerEnv ...string) *stack {
 
 	emuAddr := freeAddr(t)
 	s.emulatorURL = "http://" + emuAddr
-	s.start(ctx, "emulator", nil, "emulator listening on",
-		"--addr", emuAddr, "--api-key", apiKey+"=itest", "--queued-for", "1s", "--processing-for", "2s")
+	s.start(ctx, "emulator", nil, "emulator listening on", append([]string{
+		"--addr", emuAddr, "--api-key", apiKey + "=itest", "--queued-for", "1s", "--processing-for", "2s"}, emulatorArgs...)...)
 
 	opsAddr := freeAddr(t)
 	s.opsURL = "http://" + opsAddr
