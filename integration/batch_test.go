@@ -27,7 +27,7 @@ import (
 func TestBatch(t *testing.T) {
 	const total, quota = 200, 120
 	s := startStackWith(t,
-		[]string{"--rate-limit", "600", "--token-quota", fmt.Sprint(quota)},
+		stackOptions{race: true, emulatorArgs: []string{"--rate-limit", "600", "--token-quota", fmt.Sprint(quota)}},
 		"CHAMELAION_RATE_LIMIT_PER_MINUTE=600", "CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE=6000", "ESCALATION_DECISION_WAIT=0", "MAX_POLLS_PER_RUN=10")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +38,7 @@ const apiKey = "itest-SECRET-key-4f1d9c"
 
 // stack is one running set of real parts.
 type stack struct {
-	t           *testing.T
+	t           testing.TB
 	dir         string
 	bin         string
 	pg          *localpg.Cluster
@@ -55,17 +56,30 @@ type stack struct {
 // emulator and one worker with the given extra worker environment.
 func startStack(t *testing.T, workerEnv ...string) *stack {
 	t.Helper()
-	return startStackWith(t, nil, workerEnv...)
+	return startStackWith(t, stackOptions{race: true}, workerEnv...)
 }
 
-// startStackWith is startStack with extra emulator flags (later flags win).
-func startStackWith(t *testing.T, emulatorArgs []string, workerEnv ...string) *stack {
+// stackOptions vary the stack.
+type stackOptions struct {
+	// emulatorArgs are extra emulator flags (later flags win).
+	emulatorArgs []string
+	// race builds the binaries with the race detector (tests do; the
+	// benchmarks measure the binaries as shipped).
+	race bool
+}
+
+// startStackWith is startStack with options.
+func startStackWith(t testing.TB, opts stackOptions, workerEnv ...string) *stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s := &stack{t: t, dir: t.TempDir()}
 	s.bin = filepath.Join(s.dir, "bin")
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", s.bin+"/", "./worker", "./starter", "./cmd/emulator")
+	args := []string{"build", "-o", s.bin + "/", "./worker", "./starter", "./cmd/emulator"}
+	if opts.race {
+		args = slices.Insert(args, 1, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", args...)
 	build.Dir = repoRoot(t)
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build binaries: %s", out)
@@ -85,7 +99,7 @@ func startStackWith(t *testing.T, emulatorArgs []string, workerEnv ...string) *s
 	emuAddr := freeAddr(t)
 	s.emulatorURL = "http://" + emuAddr
 	s.start(ctx, "emulator", nil, "emulator listening on", append([]string{
-		"--addr", emuAddr, "--api-key", apiKey + "=itest", "--queued-for", "1s", "--processing-for", "2s"}, emulatorArgs...)...)
+		"--addr", emuAddr, "--api-key", apiKey + "=itest", "--queued-for", "1s", "--processing-for", "2s"}, opts.emulatorArgs...)...)
 
 	opsAddr := freeAddr(t)
 	s.opsURL = "http://" + opsAddr
@@ -115,7 +129,9 @@ func startStackWith(t *testing.T, emulatorArgs []string, workerEnv ...string) *s
 func (s *stack) start(ctx context.Context, name string, env []string, ready string, args ...string) {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	// "worker#2" runs a second worker binary with its own log.
+	binary, _, _ := strings.Cut(name, "#")
+	cmd := exec.Command(filepath.Join(s.bin, binary), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logPath := filepath.Join(s.dir, name+".log")
@@ -219,14 +235,14 @@ func (s *stack) stats() emulatorStats {
 	return st
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	dir, err := os.Getwd()
 	require.NoError(t, err)
 	for {

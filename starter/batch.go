@@ -26,6 +26,7 @@ type batchOptions struct {
 	file        string
 	batchID     string
 	concurrency int
+	maxPending  int
 	wait        bool
 	skipInvalid bool
 	results     string
@@ -38,7 +39,8 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	var o batchOptions
 	fs.StringVar(&o.file, "file", "", "the jobs: a .csv or .jsonl file (required; format in the README)")
 	fs.StringVar(&o.batchID, "batch-id", "", "the batch's id (default: derived from the file's content, so the same file is never started twice)")
-	fs.IntVar(&o.concurrency, "concurrency", workflows.DefaultBatchConcurrency, "jobs in flight at once")
+	fs.IntVar(&o.concurrency, "concurrency", workflows.DefaultBatchConcurrency, "jobs in flight at once (started, not ended)")
+	fs.IntVar(&o.maxPending, "max-pending", workflows.DefaultBatchMaxPending, "jobs started and not yet accepted by the vendor at once")
 	fs.BoolVar(&o.wait, "wait", false, "show progress until the batch ends, then write the results file and print a summary")
 	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "list invalid rows and run the rest (default: refuse the whole batch)")
 	fs.StringVar(&o.results, "results", "", "with --wait, the results file (default: <batch-id>.results.csv)")
@@ -57,6 +59,9 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	}
 	if o.concurrency < 1 {
 		return fmt.Errorf("%w: batch: --concurrency must be at least 1, got %d", errUsage, o.concurrency)
+	}
+	if o.maxPending < 1 {
+		return fmt.Errorf("%w: batch: --max-pending must be at least 1, got %d", errUsage, o.maxPending)
 	}
 	if o.interval < 0 {
 		return fmt.Errorf("%w: batch: --progress-interval must not be negative", errUsage)
@@ -138,7 +143,7 @@ func readBatch(o batchOptions, stderr io.Writer) (lipsync.Batch, error) {
 		}
 		fmt.Fprintf(stderr, "skipping invalid rows (--skip-invalid): %v\n", ferr)
 	}
-	in := lipsync.Batch{BatchID: o.batchID, Concurrency: o.concurrency}
+	in := lipsync.Batch{BatchID: o.batchID, Concurrency: o.concurrency, MaxPending: o.maxPending}
 	for _, j := range res.Jobs {
 		in.Jobs = append(in.Jobs, toInput(j))
 	}

@@ -64,6 +64,7 @@ func TestBatchUsageErrors(t *testing.T) {
 		{[]string{"batch", "--file", filepath.Join(dir, "jobs.xlsx")}, "no such file"},
 		{[]string{"batch", "--file", empty}, "the file holds no jobs"},
 		{[]string{"batch", "--file", empty, "--concurrency", "0"}, "--concurrency must be at least 1"},
+		{[]string{"batch", "--file", empty, "--max-pending", "-1"}, "--max-pending must be at least 1"},
 		{[]string{"batch-status"}, "want <batch-id>"},
 		{[]string{"batch-resolve", "b1"}, "want <batch-id> resume|abort"},
 		{[]string{"batch-resolve", "b1", "retry"}, `unknown action "retry": want resume or abort`},
@@ -82,7 +83,7 @@ func TestBatchSkipInvalidListsRowsAndKeepsTheRest(t *testing.T) {
 			`{"reference_id":"b","video_url":"https://v/b"}`+"\n"+
 			`{"reference_id":"c","video_url":"https://v/c","audio_url":"https://a/c"}`+"\n"), 0o600))
 	var stderr bytes.Buffer
-	in, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5}, &stderr)
+	in, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5, maxPending: 5}, &stderr)
 	require.NoError(t, err)
 	require.Len(t, in.Jobs, 2)
 	require.Equal(t, "a", in.Jobs[0].ReferenceID)
@@ -90,7 +91,7 @@ func TestBatchSkipInvalidListsRowsAndKeepsTheRest(t *testing.T) {
 	require.Contains(t, stderr.String(), `line 2: missing field "audio_url"`)
 	require.True(t, strings.HasPrefix(in.BatchID, "jobs-"), in.BatchID)
 
-	again, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5}, io.Discard)
+	again, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5, maxPending: 5}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, in.BatchID, again.BatchID, "the same file gets the same batch id")
 }

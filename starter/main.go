@@ -47,7 +47,7 @@ const usage = `usage:
   starter status --reference-id ID
   starter resolve <reference-id> retry|abandon [--note TEXT] [--by NAME]
   starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N]
-                [--wait] [--skip-invalid] [--results FILE]
+                [--max-pending N] [--wait] [--skip-invalid] [--results FILE]
   starter batch-status <batch-id>
   starter batch-resolve <batch-id> resume|abort [--note TEXT] [--by NAME]
 

@@ -26,8 +26,16 @@ const (
 	// by an account-wide failure.
 	UpdateBatchResolve = "resolve-account"
 	// DefaultBatchConcurrency bounds the jobs of a batch in flight when the
-	// input does not say.
-	DefaultBatchConcurrency = 100
+	// input does not say. Jobs in flight mostly wait on the vendor: at 60
+	// submissions a minute and jobs of a few minutes, several hundred are
+	// in flight at once.
+	DefaultBatchConcurrency = 500
+	// DefaultBatchMaxPending bounds the jobs started and not yet accepted
+	// by the vendor when the input does not say: enough to keep the
+	// rate-limited submission queue fed, few enough that it never holds a
+	// deep backlog (whose dispatch is uneven) and that an account-wide
+	// failure holds few jobs back.
+	DefaultBatchMaxPending = 30
 	// DefaultBatchStartsPerRun is how many jobs one run of a batch starts
 	// before it continues as new.
 	DefaultBatchStartsPerRun = 500
@@ -58,6 +66,9 @@ type BatchInput struct {
 	// Concurrency bounds the jobs in flight (started, not ended); the next
 	// job starts as soon as one ends.
 	Concurrency int
+	// MaxPending bounds the jobs started and not yet accepted by the
+	// vendor (0 = DefaultBatchMaxPending).
+	MaxPending int
 	// StartsPerRun is how many jobs a run starts before it continues as
 	// new (0 = DefaultBatchStartsPerRun).
 	StartsPerRun int
@@ -196,8 +207,8 @@ func ValidateBatchInput(in BatchInput) error {
 	if err := ValidateReferenceID(in.BatchID); err != nil {
 		return fmt.Errorf("batch id: %w", err)
 	}
-	if in.Concurrency < 0 || in.StartsPerRun < 0 {
-		return errors.New("concurrency and starts per run must not be negative")
+	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 {
+		return errors.New("concurrency, max pending and starts per run must not be negative")
 	}
 	seen := make(map[string]int, len(in.Jobs))
 	for i, j := range in.Jobs {
@@ -233,6 +244,9 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 	}
 	if in.StartsPerRun == 0 {
 		b.in.StartsPerRun = DefaultBatchStartsPerRun
+	}
+	if in.MaxPending == 0 {
+		b.in.MaxPending = DefaultBatchMaxPending
 	}
 	if in.Resume != nil {
 		b.state = *in.Resume
@@ -326,11 +340,18 @@ type batch struct {
 func (b *batch) remaining() int { return len(b.in.Jobs) - b.cursor }
 
 func (b *batch) startWhileRoom(ctx workflow.Context) {
+	pending := 0
+	for _, j := range b.state.InFlight {
+		if !j.Submitted {
+			pending++
+		}
+	}
 	for b.state.Pause == nil && !b.state.Aborted && b.cursor < len(b.in.Jobs) &&
-		len(b.state.InFlight) < b.in.Concurrency && b.startsThisRun < b.in.StartsPerRun {
+		len(b.state.InFlight) < b.in.Concurrency && pending < b.in.MaxPending && b.startsThisRun < b.in.StartsPerRun {
 		job := b.in.Jobs[b.cursor]
 		b.cursor++
 		b.startsThisRun++
+		pending++
 		b.start(ctx, job)
 	}
 }

@@ -37,6 +37,8 @@ type fakeAccount struct {
 	held        bool
 	active      map[string]bool
 	maxActive   int
+	pending     map[string]bool
+	maxPending  int
 	checks      map[string]int
 	escalations []activities.EscalateInput
 	decisions   []activities.DecisionInput
@@ -60,13 +62,15 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 	env.RegisterWorkflowWithOptions(wfs.Batch, workflow.RegisterOptions{Name: BatchWorkflowName})
 	env.RegisterActivity(&activities.Activities{})
 	f.now = env.Now
-	f.accepted, f.active, f.checks = map[string]int{}, map[string]bool{}, map[string]int{}
+	f.accepted, f.active, f.checks, f.pending = map[string]int{}, map[string]bool{}, map[string]int{}, map[string]bool{}
 	env.OnActivity(a.RecordJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RecordJobInput) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if !f.active[in.ReferenceID] {
 			f.active[in.ReferenceID] = true
 			f.maxActive = max(f.maxActive, len(f.active))
+			f.pending[in.ReferenceID] = true
+			f.maxPending = max(f.maxPending, len(f.pending))
 		}
 		return nil
 	})
@@ -84,6 +88,7 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 			return activities.SubmitResult{}, apiErr(412, "token limit reached", 0)
 		}
 		f.accepted[in.ReferenceID]++
+		delete(f.pending, in.ReferenceID)
 		return activities.SubmitResult{RequestID: "req-" + in.ReferenceID, SubmittedAt: f.now()}, nil
 	})
 	env.OnActivity(a.CheckStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CheckStatusInput) (activities.CheckStatusResult, error) {
@@ -104,6 +109,7 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 			f.held, f.pausedAt = true, f.now()
 		} else {
 			delete(f.active, in.ReferenceID)
+			delete(f.pending, in.ReferenceID)
 		}
 		return activities.EscalateResult{EscalationID: int64(len(f.escalations)), Created: true}, nil
 	})
@@ -167,6 +173,13 @@ func TestBatchSlidingWindowNeverExceedsItsBound(t *testing.T) {
 	require.Empty(t, res.Outcomes)
 	require.LessOrEqual(t, f.maxActive, 7, "jobs in flight at once")
 	require.Equal(t, 7, f.maxActive, "the window is used in full")
+
+	f = &fakeAccount{}
+	env = newBatchEnv(t, f)
+	res = runBatch(t, env, BatchInput{BatchID: "pending", Jobs: batchJobs("p-", 60), Concurrency: 20, MaxPending: 3})
+	require.Equal(t, 60, res.Completed)
+	require.LessOrEqual(t, f.maxPending, 3, "jobs started and not yet accepted at once")
+	require.Equal(t, 3, f.maxPending)
 	require.Len(t, f.accepted, 60)
 	for ref, n := range f.accepted {
 		require.Equal(t, 1, n, "%s submitted once", ref)
