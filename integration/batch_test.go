@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"github.com/stretchr/testify/require"
 )
 
@@ -196,6 +199,25 @@ func TestBatch(t *testing.T) {
 	var n int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM lipsync_jobs WHERE batch_id = 'itest-batch'`).Scan(&n))
 	require.Equal(t, total, n)
+
+	if dir := os.Getenv("LIPSYNC_RECORD_HISTORIES"); dir != "" {
+		tc, err := client.Dial(client.Options{HostPort: s.temporal.Address, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+		require.NoError(t, err)
+		defer tc.Close()
+		// The batch, and jobs that completed, failed, lost an answer, and
+		// were held back by the quota.
+		ids := []string{"batch-itest-batch", "lipsync-bt-000", "lipsync-bt-007", "lipsync-bt-021"}
+		r, err := conn.Query(ctx, `SELECT j.workflow_id FROM lipsync_jobs j JOIN lipsync_job_events e USING (workflow_id)
+			WHERE e.status = 'pending' AND j.submitted_at > (SELECT created_at FROM escalations WHERE kind = 'account') ORDER BY 1 LIMIT 1`)
+		require.NoError(t, err)
+		for r.Next() {
+			var id string
+			require.NoError(t, r.Scan(&id))
+			ids = append(ids, id)
+		}
+		require.NoError(t, r.Err())
+		recordHistories(ctx, t, tc, dir, ids)
+	}
 
 	// Starting the same batch again submits nothing.
 	created := s.stats().JobsCreated

@@ -286,7 +286,11 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	if dir := os.Getenv("LIPSYNC_RECORD_HISTORIES"); dir != "" {
-		recordHistories(ctx, t, tc, dir, []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long"})
+		var ids []string
+		for _, ref := range []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long"} {
+			ids = append(ids, "lipsync-"+ref)
+		}
+		recordHistories(ctx, t, tc, dir, ids)
 	}
 
 	t.Run("the API key appears in no history and no log", func(t *testing.T) {
@@ -344,21 +348,22 @@ func eventCounts(hs []*historypb.History) []int {
 	return n
 }
 
-// recordHistories writes the histories of the given jobs (every run) as
-// JSON into dir, for the replay test of the workflows package:
+// recordHistories writes the histories of the given workflows (every run)
+// as JSON into dir, for the replay test of the workflows package; a job's
+// file is named by its reference_id:
 //
-//	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run TestEndToEnd ./integration/
-func recordHistories(ctx context.Context, t *testing.T, tc client.Client, dir string, refs []string) {
+//	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run 'TestEndToEnd|TestBatch$' ./integration/
+func recordHistories(ctx context.Context, t *testing.T, tc client.Client, dir string, workflowIDs []string) {
 	require.NoError(t, os.MkdirAll(dir, 0o755))
-	for _, ref := range refs {
-		for i, h := range runHistories(ctx, t, tc, "lipsync-"+ref) {
+	for _, id := range workflowIDs {
+		for i, h := range runHistories(ctx, t, tc, id) {
 			b, err := protojson.MarshalOptions{Indent: " "}.Marshal(h)
 			require.NoError(t, err)
-			name := filepath.Join(dir, fmt.Sprintf("%s-run%d.json", ref, i+1))
+			name := filepath.Join(dir, fmt.Sprintf("%s-run%d.json", strings.TrimPrefix(id, "lipsync-"), i+1))
 			require.NoError(t, os.WriteFile(name, b, 0o644))
 		}
 	}
-	t.Logf("recorded histories of %d jobs into %s", len(refs), dir)
+	t.Logf("recorded histories of %d workflows into %s", len(workflowIDs), dir)
 }
 
 var workflowIDField = regexp.MustCompile(`"workflowId":\s*"([^"]+)"`)

@@ -20,12 +20,13 @@ import (
 // the current code's histories after an intended, versioned change (keep the
 // older ones):
 //
-//	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run TestEndToEnd ./integration/
+//	LIPSYNC_RECORD_HISTORIES=$PWD/workflows/testdata/histories go test -tags integration -run 'TestEndToEnd|TestBatch$' ./integration/
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files, "no recorded histories")
 	replayer := newReplayer(t, (&Workflows{}).LipSync)
+	replayer.RegisterWorkflowWithOptions((&Workflows{}).Batch, workflow.RegisterOptions{Name: BatchWorkflowName})
 	logger := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
