@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-	"github.com/stretchr/testify/require"
 )
 
 // TestBatch runs a 200-job batch through the starter binary against the

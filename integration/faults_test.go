@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
@@ -94,7 +95,7 @@ type faultStack struct {
 	workers  []*proc
 }
 
-// TestFaults runs batches of jobs while breaking the parts under them, and
+// TestFaults runs a batch per scenario while breaking the parts under it, and
 // checks that nothing is lost or duplicated: every job ends completed or
 // escalated as expected, the emulator created exactly one job per
 // reference_id, lipsync_jobs holds one row per job in the state the workflow
@@ -206,27 +207,15 @@ func TestFaults(t *testing.T) {
 func runFaultScenario(t *testing.T, f *faultStack, jobs *lipsync.Client, conn *pgxpool.Pool, prefix string, sc faultScenario, n int, bin string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	// A fresh emulator per scenario, keeping its jobs across its own outage.
-	if f.emulator != nil {
-		f.emulator.stop(syscall.SIGTERM)
-	}
-	f.emulator = &proc{t: t, name: "emulator", path: filepath.Join(bin, "emulator"),
-		args: append([]string{"--addr", f.emuAddr, "--api-key", apiKey, "--rate-limit", "-1", "--queued-for", "500ms", "--processing-for", "1s",
-			"--state-file", filepath.Join(f.dir, prefix+"-emulator.json"), "--log-level", "warn"}, sc.emulatorArgs...),
-		log: filepath.Join(f.dir, prefix+"-emulator.log")}
-	f.emulator.start()
-	t.Cleanup(func() { f.emulator.stop(syscall.SIGTERM) })
-	require.Eventually(t, func() bool { return tcpUp(f.emuAddr) }, 10*time.Second, 50*time.Millisecond)
-
-	// One job in twenty-five fails permanently (412 or vendor-failed).
+	// One job in twenty-five fails permanently (400 or vendor-failed).
 	permanent := map[string]string{}
 	var scen []string
 	for i := range n {
 		ref := fmt.Sprintf("%s-%03d", prefix, i)
 		switch {
 		case i%50 == 7:
-			permanent[ref] = "QuotaExceeded"
-			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"submit_faults":[412]}`, ref))
+			permanent[ref] = "BadRequest"
+			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"submit_faults":[400]}`, ref))
 		case i%50 == 31:
 			permanent[ref] = "JobFailed"
 			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"outcome":"failed"}`, ref))
@@ -238,9 +227,29 @@ func runFaultScenario(t *testing.T, f *faultStack, jobs *lipsync.Client, conn *p
 			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"lose_responses":1,"lose_mode":%q}`, ref, mode))
 		}
 	}
-	putScenarios(t, "http://"+f.emuAddr, "["+strings.Join(scen, ",")+"]")
+	// A fresh emulator per scenario, keeping its jobs across its own outage
+	// (--state-file) and its per-job behaviour (--scenarios).
+	scenFile := filepath.Join(f.dir, prefix+"-scenarios.json")
+	require.NoError(t, os.WriteFile(scenFile, []byte("["+strings.Join(scen, ",")+"]"), 0o644))
+	if f.emulator != nil {
+		f.emulator.stop(syscall.SIGTERM)
+	}
+	f.emulator = &proc{t: t, name: "emulator", path: filepath.Join(bin, "emulator"),
+		args: append([]string{"--addr", f.emuAddr, "--api-key", apiKey, "--rate-limit", "-1", "--queued-for", "500ms", "--processing-for", "1s",
+			"--state-file", filepath.Join(f.dir, prefix+"-emulator.json"), "--scenarios", scenFile, "--log-level", "warn"}, sc.emulatorArgs...),
+		log: filepath.Join(f.dir, prefix+"-emulator.log")}
+	f.emulator.start()
+	t.Cleanup(func() { f.emulator.stop(syscall.SIGTERM) })
+	require.Eventually(t, func() bool { return tcpUp(f.emuAddr) }, 10*time.Second, 50*time.Millisecond)
 
+	var batchJobs []lipsync.Job
+	for i := range n {
+		ref := fmt.Sprintf("%s-%03d", prefix, i)
+		batchJobs = append(batchJobs, lipsync.Job{Video: mediaURL(ref, "video"), Audio: mediaURL(ref, "audio"), ReferenceID: ref})
+	}
 	start := time.Now()
+	run, err := jobs.SubmitBatch(ctx, lipsync.Batch{BatchID: prefix, Jobs: batchJobs, Concurrency: n, MaxPending: 50, StartsPerRun: n / 3})
+	require.NoError(t, err)
 	injected := make(chan struct{})
 	go func() {
 		defer close(injected)
@@ -248,56 +257,48 @@ func runFaultScenario(t *testing.T, f *faultStack, jobs *lipsync.Client, conn *p
 			sc.inject(t, f)
 		}
 	}()
-	type outcome struct {
-		ref    string
-		status string // completed | escalated:<reason> | lost:<error>
-	}
-	results := make(chan outcome, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		ref := fmt.Sprintf("%s-%03d", prefix, i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results <- outcome{ref, runFaultJob(ctx, jobs, ref)}
-		}()
-	}
-	wg.Wait()
+	res, err := waitBatch(ctx, run)
 	<-injected
-	close(results)
 	wall := time.Since(start)
+	require.NoError(t, err, "the batch ended")
+	require.Equal(t, n, res.Total)
+	require.Greater(t, res.Runs, 1, "the batch continued as new under the faults")
 
 	st := emulatorStatsAt(t, "http://"+f.emuAddr)
-	completed, escalated, lost, duplicates := 0, 0, 0, 0
-	for o := range results {
-		want := "completed"
-		if r, ok := permanent[o.ref]; ok {
+	ended := map[string]string{}
+	for _, o := range res.Outcomes {
+		ended[o.ReferenceID] = o.Outcome + ":" + o.Reason
+	}
+	completed, escalated, lost, duplicates := res.Completed, 0, 0, 0
+	for _, j := range batchJobs {
+		ref := j.ReferenceID
+		want, got := "completed", "completed"
+		if r, ok := permanent[ref]; ok {
 			want = "escalated:" + r
 		}
-		switch {
-		case strings.HasPrefix(o.status, "lost"):
-			lost++
-			t.Errorf("%s: %s", o.ref, o.status)
-			continue
-		case o.status != want:
-			t.Errorf("%s ended %s, want %s", o.ref, o.status, want)
+		if o, ok := ended[ref]; ok {
+			got = o
 		}
-		if o.status == "completed" {
-			completed++
-		} else {
+		if got != want {
+			t.Errorf("%s ended %s, want %s", ref, got, want)
+		}
+		if strings.HasPrefix(got, "escalated:") {
 			escalated++
 		}
 		wantJobs := 1
-		if permanent[o.ref] == "QuotaExceeded" {
+		if permanent[ref] == "BadRequest" {
 			wantJobs = 0
 		}
-		if got := st.JobsByReference[o.ref]; got != wantJobs {
-			if got > wantJobs {
-				duplicates += got - wantJobs
+		if n := st.JobsByReference[ref]; n != wantJobs {
+			if n > wantJobs {
+				duplicates += n - wantJobs
+			} else {
+				lost++
 			}
-			t.Errorf("%s: the emulator created %d jobs, want %d", o.ref, got, wantJobs)
+			t.Errorf("%s: the emulator created %d jobs, want %d", ref, n, wantJobs)
 		}
 	}
+	require.Equal(t, n, completed+len(res.Outcomes), "every job accounted for")
 	// The database agrees with the workflows.
 	var rows, done, failed, escRows, wrongEsc int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
@@ -314,39 +315,19 @@ func runFaultScenario(t *testing.T, f *faultStack, jobs *lipsync.Client, conn *p
 	return fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %s |", sc.name, n, completed, escalated, duplicates, lost, wall.Round(time.Second))
 }
 
-// runFaultJob submits one job and waits for its end, riding out the
-// frontend's own restarts.
-func runFaultJob(ctx context.Context, jobs *lipsync.Client, ref string) string {
-	job := lipsync.Job{Video: mediaURL(ref, "video"), Audio: mediaURL(ref, "audio"), ReferenceID: ref}
-	var run *lipsync.Run
-	var err error
+// waitBatch waits for the batch to end, riding out the frontend's own
+// restarts under the long poll.
+func waitBatch(ctx context.Context, run *lipsync.BatchRun) (lipsync.BatchResult, error) {
 	for {
-		if run, err = jobs.Submit(ctx, job); err == nil || ctx.Err() != nil {
-			break
+		res, err := run.Wait(ctx)
+		if err == nil || ctx.Err() != nil {
+			return res, err
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return res, err // the batch itself failed
 		}
 		time.Sleep(500 * time.Millisecond)
-	}
-	if err != nil {
-		return "lost: submit: " + err.Error()
-	}
-	for {
-		_, err = run.Wait(ctx)
-		if err == nil {
-			return "completed"
-		}
-		if esc, ok := lipsync.EscalationOf(err); ok {
-			return "escalated:" + esc.Reason
-		}
-		if ctx.Err() != nil {
-			return "lost: " + err.Error()
-		}
-		// The frontend restarted under the long poll: wait again.
-		var appErr interface{ Error() string }
-		if errors.As(err, &appErr) && strings.Contains(err.Error(), "workflow execution error") {
-			return "lost: " + err.Error()
-		}
-		time.Sleep(500 * time.Millisecond)
-		run = jobs.Attach(ctx, ref)
 	}
 }
 
@@ -357,11 +338,6 @@ func tcpUp(addr string) bool {
 	}
 	c.Close()
 	return true
-}
-
-func putScenarios(t *testing.T, base, body string) {
-	s := &stack{t: t, emulatorURL: base}
-	s.scenarios(body)
 }
 
 func emulatorStatsAt(t *testing.T, base string) emulatorStats {
