@@ -1,11 +1,25 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test build emulator temporal-cli fmt vet clean
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+.PHONY: run test faults bench-rate fuzz build emulator temporal-cli fmt vet clean
 
 run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs
 	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
 
 test: ## every test, both tiers, as CI runs them
 	bash scripts/test.sh
+
+faults: ## the fault-injection suite alone, printing its table (FAULT_JOBS=2000 for a soak run)
+	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) LIPSYNC_FAULT_JOBS=$${FAULT_JOBS:-200} \
+		go test -tags integration -count=1 -timeout 3h -run TestFaults -v ./integration/ 2>&1 | grep -E '^\s*(\||---|ok|FAIL|PASS)'
+
+bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 jobs
+	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) \
+		go test -tags integration -run XXX -bench RateBudget -benchtime 1x ./integration/ 2>&1 | grep -E '^\||Benchmark|ok|FAIL'
+
+fuzz: ## every fuzz target for FUZZTIME (default 60s) each
+	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzValidateInput ./workflows/"; do \
+		set -- $$t; go test -run XXX -fuzz "^$$1\$$" -fuzztime $${FUZZTIME:-60s} $$2 || exit 1; done
 
 build: ## the binaries, into bin/
 	go build -o bin/ ./worker ./starter ./cmd/emulator ./cmd/localstack

@@ -200,6 +200,23 @@ func TestBatch(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM lipsync_jobs WHERE batch_id = 'itest-batch'`).Scan(&n))
 	require.Equal(t, total, n)
 
+	// No secret in any database row or log: the API key, and the
+	// signatures of the pre-signed media URLs.
+	for _, table := range []string{"lipsync_jobs", "lipsync_job_events", "escalations", "account_holds"} {
+		var dump string
+		require.NoError(t, conn.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(string_agg(row_to_json(t)::text, E'\n'), '') FROM %s t`, table)).Scan(&dump))
+		require.NotContains(t, dump, apiKey, table)
+		require.NotContains(t, dump, "SIGSECRET", table)
+		require.NotContains(t, dump, "X-Amz-Signature", table)
+	}
+	for _, name := range []string{"worker.log", "emulator.log"} {
+		b, err := os.ReadFile(filepath.Join(s.dir, name))
+		require.NoError(t, err)
+		require.NotContains(t, string(b), apiKey, name)
+		require.NotContains(t, string(b), "SIGSECRET", name)
+	}
+	require.NotContains(t, ex.stdout+ex.stderr, "SIGSECRET", "the starter's output")
+
 	if dir := os.Getenv("LIPSYNC_RECORD_HISTORIES"); dir != "" {
 		tc, err := client.Dial(client.Options{HostPort: s.temporal.Address, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 		require.NoError(t, err)
