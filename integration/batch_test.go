@@ -244,3 +244,38 @@ func TestBatch(t *testing.T) {
 	time.Sleep(time.Second)
 	require.Equal(t, created, s.stats().JobsCreated)
 }
+
+// TestBatchFromWorkerFile runs a batch whose jobs the worker reads from the
+// file itself (starter batch --worker-file), and checks that a file changed
+// after the start is refused rather than half-run.
+func TestBatchFromWorkerFile(t *testing.T) {
+	const total = 120
+	s := startStackWith(t, stackOptions{race: true, emulatorArgs: []string{"--rate-limit", "6000"}},
+		"CHAMELAION_RATE_LIMIT_PER_MINUTE=6000", "CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE=60000")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var rows []string
+	for i := range total {
+		ref := fmt.Sprintf("wf-%03d", i)
+		rows = append(rows, fmt.Sprintf(`{"reference_id":%q,"video_url":%q,"audio_url":%q}`, ref, mediaURL(ref, "video"), mediaURL(ref, "audio")))
+	}
+	file := filepath.Join(s.dir, "shared.jsonl")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Join(rows, "\n")+"\n"), 0o644))
+	results := filepath.Join(s.dir, "shared.results.csv")
+	out, errOut, code := s.starter(ctx, "batch", "--file", file, "--worker-file", file, "--batch-id", "shared", "--wait", "--results", results)
+	require.Equal(t, 0, code, "%s\n%s", out, errOut)
+	require.Contains(t, out, fmt.Sprintf("batch shared: %d jobs: %d completed", total, total))
+	b, err := os.ReadFile(results)
+	require.NoError(t, err)
+	require.Equal(t, total+1, strings.Count(string(b), "\n"))
+	st := s.stats()
+	require.Len(t, st.JobsByReference, total)
+
+	// The same file, changed after the start: the worker refuses it.
+	require.NoError(t, os.WriteFile(file, []byte(strings.Join(rows[:total-1], "\n")+"\n"), 0o644))
+	changed := filepath.Join(s.dir, "changed.jsonl")
+	require.NoError(t, os.WriteFile(changed, []byte(strings.Join(rows, "\n")+"\n"), 0o644))
+	out, errOut, code = s.starter(ctx, "batch", "--file", changed, "--worker-file", file, "--batch-id", "changed", "--wait")
+	require.Equal(t, 1, code, "%s\n%s", out, errOut)
+	require.Contains(t, errOut, "changed since the batch started")
+}

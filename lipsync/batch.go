@@ -55,7 +55,7 @@ func (c *Client) SubmitBatch(ctx context.Context, b Batch) (*BatchRun, error) {
 	if n, err := encodedSize(b); err != nil {
 		return nil, err
 	} else if n > MaxBatchInputBytes {
-		return nil, fmt.Errorf("%w: the batch's %d jobs encode to %d bytes, over the %d a workflow input may carry; split it into batches of about %d jobs",
+		return nil, fmt.Errorf("%w: the batch's %d jobs encode to %d bytes, over the %d a workflow input may carry; let the workers read the file (starter batch --worker-file, Batch.Source) or split it into batches of about %d jobs",
 			ErrInvalidJob, len(b.Jobs), n, MaxBatchInputBytes, len(b.Jobs)*MaxBatchInputBytes/n)
 	}
 	id := workflows.BatchWorkflowID(b.BatchID)

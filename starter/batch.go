@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chamelaion-lipsync/worker/activities"
 	"github.com/chamelaion-lipsync/worker/batchfile"
 	"github.com/chamelaion-lipsync/worker/config"
 	"github.com/chamelaion-lipsync/worker/lipsync"
@@ -31,6 +32,7 @@ type batchOptions struct {
 	skipInvalid bool
 	results     string
 	interval    time.Duration
+	workerFile  string
 }
 
 func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
@@ -45,6 +47,7 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "list invalid rows and run the rest (default: refuse the whole batch)")
 	fs.StringVar(&o.results, "results", "", "with --wait, the results file (default: <batch-id>.results.csv)")
 	fs.DurationVar(&o.interval, "progress-interval", 0, "with --wait, how often progress is shown (default 1s on a terminal, 15s otherwise)")
+	fs.StringVar(&o.workerFile, "worker-file", "", "the file's absolute path as the workers see it (shared storage): the workers read the jobs page by page instead of the batch carrying them; for batches over about 5,000 jobs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -66,7 +69,10 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	if o.interval < 0 {
 		return fmt.Errorf("%w: batch: --progress-interval must not be negative", errUsage)
 	}
-	in, err := readBatch(o, stderr)
+	if o.workerFile != "" && !filepath.IsAbs(o.workerFile) {
+		return fmt.Errorf("%w: batch: --worker-file must be an absolute path, got %q", errUsage, o.workerFile)
+	}
+	in, refs, err := readBatch(o, stderr)
 	if err != nil {
 		return err
 	}
@@ -86,7 +92,7 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	if run.Attached {
 		fmt.Fprintf(stderr, "batch %s exists already: attached to it, nothing new started\n", in.BatchID)
 	} else {
-		fmt.Fprintf(stderr, "batch %s started: %d jobs, %d at a time\n", in.BatchID, len(in.Jobs), in.Concurrency)
+		fmt.Fprintf(stderr, "batch %s started: %d jobs, %d at a time\n", in.BatchID, len(refs), in.Concurrency)
 	}
 	fmt.Fprintln(stdout, run.WorkflowID)
 	if !o.wait {
@@ -96,10 +102,6 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	res, err := waitWithProgress(ctx, run, stderr, o.interval)
 	if err != nil {
 		return err
-	}
-	refs := make([]string, len(in.Jobs))
-	for i, j := range in.Jobs {
-		refs[i] = j.ReferenceID
 	}
 	outcomes, err := jobs.BatchOutcomes(ctx, res, refs)
 	if err != nil {
@@ -120,42 +122,51 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	return nil
 }
 
-// readBatch reads and checks the whole file before anything starts.
-func readBatch(o batchOptions, stderr io.Writer) (lipsync.Batch, error) {
+// readBatch reads and checks the whole file before anything starts, and
+// returns the batch and its reference_ids in order.
+func readBatch(o batchOptions, stderr io.Writer) (lipsync.Batch, []string, error) {
 	raw, err := os.ReadFile(o.file)
 	if err != nil {
-		return lipsync.Batch{}, fmt.Errorf("%w: batch: %v", errUsage, err)
+		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %v", errUsage, err)
 	}
 	format, err := batchfile.FormatOf(o.file)
 	if err != nil {
-		return lipsync.Batch{}, fmt.Errorf("%w: batch: %v", errUsage, err)
+		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %v", errUsage, err)
 	}
 	res, err := batchfile.Parse(strings.NewReader(string(raw)), format, func(j batchfile.Job) error {
 		return workflows.ValidateInput(toInput(j))
 	})
 	if err != nil {
-		return lipsync.Batch{}, fmt.Errorf("%w: batch: %v", errUsage, err)
+		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %v", errUsage, err)
 	}
 	if len(res.Defects) > 0 {
 		ferr := &batchfile.Error{Name: o.file, Defects: res.Defects}
 		if !o.skipInvalid || len(res.Jobs) == 0 {
-			return lipsync.Batch{}, fmt.Errorf("%w: batch refused, nothing started: %v", errUsage, ferr)
+			return lipsync.Batch{}, nil, fmt.Errorf("%w: batch refused, nothing started: %v", errUsage, ferr)
 		}
 		fmt.Fprintf(stderr, "skipping invalid rows (--skip-invalid): %v\n", ferr)
 	}
 	in := lipsync.Batch{BatchID: o.batchID, Concurrency: o.concurrency, MaxPending: o.maxPending}
-	for _, j := range res.Jobs {
-		in.Jobs = append(in.Jobs, toInput(j))
+	sum := sha256.Sum256(raw)
+	if o.workerFile != "" {
+		in.Source = &activities.BatchSource{Path: o.workerFile, SHA256: hex.EncodeToString(sum[:]), Jobs: len(res.Jobs), SkipInvalid: o.skipInvalid}
+	} else {
+		for _, j := range res.Jobs {
+			in.Jobs = append(in.Jobs, toInput(j))
+		}
 	}
 	if in.BatchID == "" {
-		sum := sha256.Sum256(raw)
 		name := strings.TrimSuffix(filepath.Base(o.file), filepath.Ext(o.file))
 		in.BatchID = sanitizeID(name) + "-" + hex.EncodeToString(sum[:6])
 	}
 	if err := workflows.ValidateReferenceID(in.BatchID); err != nil {
-		return lipsync.Batch{}, fmt.Errorf("%w: batch: --batch-id: %v", errUsage, err)
+		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: --batch-id: %v", errUsage, err)
 	}
-	return in, nil
+	refs := make([]string, len(res.Jobs))
+	for i, j := range res.Jobs {
+		refs[i] = j.ReferenceID
+	}
+	return in, refs, nil
 }
 
 func toInput(j batchfile.Job) workflows.LipSyncInput {

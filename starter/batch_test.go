@@ -65,6 +65,7 @@ func TestBatchUsageErrors(t *testing.T) {
 		{[]string{"batch", "--file", empty}, "the file holds no jobs"},
 		{[]string{"batch", "--file", empty, "--concurrency", "0"}, "--concurrency must be at least 1"},
 		{[]string{"batch", "--file", empty, "--max-pending", "-1"}, "--max-pending must be at least 1"},
+		{[]string{"batch", "--file", empty, "--worker-file", "shared/jobs.csv"}, "--worker-file must be an absolute path"},
 		{[]string{"batch-status"}, "want <batch-id>"},
 		{[]string{"batch-resolve", "b1"}, "want <batch-id> resume|abort"},
 		{[]string{"batch-resolve", "b1", "retry"}, `unknown action "retry": want resume or abort`},
@@ -83,15 +84,20 @@ func TestBatchSkipInvalidListsRowsAndKeepsTheRest(t *testing.T) {
 			`{"reference_id":"b","video_url":"https://v/b"}`+"\n"+
 			`{"reference_id":"c","video_url":"https://v/c","audio_url":"https://a/c"}`+"\n"), 0o600))
 	var stderr bytes.Buffer
-	in, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5, maxPending: 5}, &stderr)
+	in, refs, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5, maxPending: 5}, &stderr)
 	require.NoError(t, err)
 	require.Len(t, in.Jobs, 2)
+	require.Equal(t, []string{"a", "c"}, refs)
 	require.Equal(t, "a", in.Jobs[0].ReferenceID)
 	require.Equal(t, "c", in.Jobs[1].ReferenceID)
 	require.Contains(t, stderr.String(), `line 2: missing field "audio_url"`)
 	require.True(t, strings.HasPrefix(in.BatchID, "jobs-"), in.BatchID)
 
-	again, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5, maxPending: 5}, io.Discard)
+	again, _, err := readBatch(batchOptions{file: f, skipInvalid: true, concurrency: 5, maxPending: 5, workerFile: "/shared/jobs.jsonl"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, in.BatchID, again.BatchID, "the same file gets the same batch id")
+	require.Empty(t, again.Jobs, "with --worker-file the workers read the jobs")
+	require.Equal(t, "/shared/jobs.jsonl", again.Source.Path)
+	require.Equal(t, 2, again.Source.Jobs)
+	require.Len(t, again.Source.SHA256, 64)
 }

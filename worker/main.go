@@ -165,6 +165,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.NotifyHuman)
 	mainWorker.RegisterActivity(acts.RecordDecision)
 	mainWorker.RegisterActivity(acts.RecordNotSubmitted)
+	mainWorker.RegisterActivity(acts.LoadBatchJobs)
 
 	// Every generation call goes through the submit queue, every status
 	// read through the status queue; the server enforces each queue's

@@ -63,6 +63,10 @@ type BatchInput struct {
 	// Jobs are the jobs not yet started, in order; each needs its own
 	// ReferenceID.
 	Jobs []LipSyncInput
+	// Source, instead of Jobs, names a batch file the workers read page by
+	// page: for batches too large to ride in a workflow input (about 1.5
+	// MB, some 5,000 jobs).
+	Source *activities.BatchSource `json:",omitempty"`
 	// Concurrency bounds the jobs in flight (started, not ended); the next
 	// job starts as soon as one ends.
 	Concurrency int
@@ -81,6 +85,8 @@ type BatchInput struct {
 type BatchState struct {
 	Total     int
 	StartedAt time.Time
+	// Loaded counts the jobs read from the Source so far.
+	Loaded int
 	// InFlight are the jobs started and not yet ended, in start order.
 	InFlight  []InFlightJob
 	Submitted int
@@ -210,6 +216,18 @@ func ValidateBatchInput(in BatchInput) error {
 	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 {
 		return errors.New("concurrency, max pending and starts per run must not be negative")
 	}
+	if src := in.Source; src != nil {
+		switch {
+		case len(in.Jobs) > 0 && in.Resume == nil:
+			return errors.New("a batch has either jobs or a source file, not both")
+		case !strings.HasPrefix(src.Path, "/"):
+			return fmt.Errorf("source file must be an absolute path, got %q", src.Path)
+		case len(src.SHA256) != 64:
+			return errors.New("source file needs its SHA-256 digest (64 hex digits)")
+		case src.Jobs < 1:
+			return errors.New("source file must hold at least one job")
+		}
+	}
 	seen := make(map[string]int, len(in.Jobs))
 	for i, j := range in.Jobs {
 		if j.ReferenceID == "" {
@@ -253,6 +271,9 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 		b.state.Runs++
 	} else {
 		b.state = BatchState{Total: len(in.Jobs), StartedAt: workflow.Now(ctx), Runs: 1}
+		if in.Source != nil {
+			b.state.Total = in.Source.Jobs
+		}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryBatchProgress, func() (BatchProgress, error) {
 		return b.progress(), nil
@@ -288,6 +309,9 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 
 	b.publish(ctx)
 	for {
+		if err := b.loadPageIfNeeded(ctx); err != nil {
+			return BatchResult{}, err
+		}
 		b.startWhileRoom(ctx)
 		if b.ended() {
 			break
@@ -337,7 +361,53 @@ type batch struct {
 	published          bool
 }
 
-func (b *batch) remaining() int { return len(b.in.Jobs) - b.cursor }
+// remaining counts the jobs not yet started.
+func (b *batch) remaining() int { return len(b.in.Jobs) - b.cursor + b.unloaded() }
+
+// unloaded counts the jobs of the Source not yet read.
+func (b *batch) unloaded() int {
+	if b.in.Source == nil {
+		return 0
+	}
+	return b.in.Source.Jobs - b.state.Loaded
+}
+
+// batchPageSize is how many jobs one LoadBatchJobs reads from a Source.
+const batchPageSize = 500
+
+// loadPageIfNeeded reads the next page of the Source once every loaded job
+// has started and there is room for more.
+func (b *batch) loadPageIfNeeded(ctx workflow.Context) error {
+	if b.cursor < len(b.in.Jobs) || b.unloaded() == 0 || b.state.Pause != nil || b.state.Aborted || b.startsThisRun >= b.in.StartsPerRun {
+		return nil
+	}
+	page, err := b.loadPage(ctx)
+	if err != nil {
+		return err
+	}
+	b.in.Jobs, b.cursor = page, 0
+	return nil
+}
+
+// loadPage reads the next page of the Source and counts it as loaded.
+func (b *batch) loadPage(ctx workflow.Context) ([]LipSyncInput, error) {
+	var jobs []activities.BatchJob
+	err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.LoadBatchJobs, activities.LoadBatchJobsInput{
+		Source: *b.in.Source, From: b.state.Loaded, Limit: batchPageSize,
+	}).Get(ctx, &jobs)
+	if err != nil {
+		return nil, fmt.Errorf("read jobs %d+ of %s: %w", b.state.Loaded, b.in.Source.Path, err)
+	}
+	if len(jobs) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s ended after %d jobs, the batch expects %d", b.in.Source.Path, b.state.Loaded, b.in.Source.Jobs), ReasonInvalidInput, nil)
+	}
+	page := make([]LipSyncInput, len(jobs))
+	for i, j := range jobs {
+		page[i] = LipSyncInput{ReferenceID: j.ReferenceID, Video: j.Video, Audio: j.Audio, DisableActiveSpeakerDetection: j.DisableActiveSpeakerDetection}
+	}
+	b.state.Loaded += len(page)
+	return page, nil
+}
 
 func (b *batch) startWhileRoom(ctx workflow.Context) {
 	pending := 0
@@ -527,7 +597,14 @@ func (b *batch) applyDecision(ctx workflow.Context) error {
 // in the database and in the batch's outcomes.
 func (b *batch) recordNotSubmitted(ctx workflow.Context, why string) error {
 	const chunk = 200
-	for b.cursor < len(b.in.Jobs) {
+	for b.cursor < len(b.in.Jobs) || b.unloaded() > 0 {
+		if b.cursor == len(b.in.Jobs) {
+			page, err := b.loadPage(ctx)
+			if err != nil {
+				return err
+			}
+			b.in.Jobs, b.cursor = page, 0
+		}
 		end := min(b.cursor+chunk, len(b.in.Jobs))
 		var jobs []activities.RecordJobInput
 		for _, j := range b.in.Jobs[b.cursor:end] {
@@ -549,12 +626,12 @@ func (b *batch) recordNotSubmitted(ctx workflow.Context, why string) error {
 }
 
 func (b *batch) ended() bool {
-	return (b.cursor == len(b.in.Jobs) || b.state.Aborted) && len(b.state.InFlight) == 0 && b.pendingStarts == 0 && b.state.Pause == nil
+	return (b.remaining() == 0 || b.state.Aborted) && len(b.state.InFlight) == 0 && b.pendingStarts == 0 && b.state.Pause == nil
 }
 
 func (b *batch) shouldContinueAsNew(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	full := b.startsThisRun >= b.in.StartsPerRun && b.cursor < len(b.in.Jobs)
+	full := b.startsThisRun >= b.in.StartsPerRun && b.remaining() > 0
 	return full || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > batchHistoryBound
 }
 

@@ -47,6 +47,7 @@ type fakeAccount struct {
 	// held.
 	callsWhileHeld int
 	pausedAt       time.Time
+	pageLoads      int
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -122,6 +123,17 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 			f.held = false
 		}
 		return nil
+	})
+	env.OnActivity(a.LoadBatchJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LoadBatchJobsInput) ([]activities.BatchJob, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.pageLoads++
+		var page []activities.BatchJob
+		for i := in.From; i < min(in.From+in.Limit, in.Source.Jobs); i++ {
+			j := batchJobs("src-", i+1)[i]
+			page = append(page, activities.BatchJob{ReferenceID: j.ReferenceID, Video: j.Video, Audio: j.Audio})
+		}
+		return page, nil
 	})
 	env.OnActivity(a.RecordNotSubmitted, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotSubmittedInput) (int, error) {
 		f.mu.Lock()
@@ -345,6 +357,8 @@ func TestBatchInputRefusedBeforeAnySideEffect(t *testing.T) {
 		"no id":     {BatchInput{Jobs: batchJobs("x-", 1)}, "batch id is empty"},
 		"duplicate": {BatchInput{BatchID: "b", Jobs: append(batchJobs("x-", 2), batchJobs("x-", 1)...)}, `job 3: duplicate reference_id "x-0000" (first in job 1)`},
 		"no ref":    {BatchInput{BatchID: "b", Jobs: []LipSyncInput{{Video: "https://v", Audio: "https://a"}}}, "job 1: reference_id is empty"},
+		"both":      {BatchInput{BatchID: "b", Jobs: batchJobs("x-", 1), Source: testSource(3)}, "either jobs or a source file"},
+		"relative":  {BatchInput{BatchID: "b", Source: &activities.BatchSource{Path: "jobs.csv", SHA256: strings.Repeat("a", 64), Jobs: 1}}, "must be an absolute path"},
 		"bad video": {BatchInput{BatchID: "b", Jobs: []LipSyncInput{{ReferenceID: "r", Video: "ftp://v", Audio: "https://a"}}}, "job 1 (r): video"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -355,4 +369,52 @@ func TestBatchInputRefusedBeforeAnySideEffect(t *testing.T) {
 			require.Zero(t, f.apiCalls)
 		})
 	}
+}
+
+func testSource(jobs int) *activities.BatchSource {
+	return &activities.BatchSource{Path: "/shared/catalogue.csv", SHA256: strings.Repeat("ab", 32), Jobs: jobs}
+}
+
+// TestBatchFromASourceFileReadsItPageByPage: a batch whose jobs the
+// workers read from a file runs every job once, reading 500 at a time.
+func TestBatchFromASourceFileReadsItPageByPage(t *testing.T) {
+	f := &fakeAccount{}
+	env := newBatchEnv(t, f)
+	res := runBatch(t, env, BatchInput{BatchID: "src", Source: testSource(1200), Concurrency: 100, StartsPerRun: 5000})
+	require.Equal(t, 1200, res.Total)
+	require.Equal(t, 1200, res.Completed)
+	require.Len(t, f.accepted, 1200)
+	require.Equal(t, 3, f.pageLoads)
+}
+
+// TestBatchFromASourceContinuesAsNewMidPage: the next run gets the rest of
+// the page it was in and reads on from where the last run stopped.
+func TestBatchFromASourceContinuesAsNewMidPage(t *testing.T) {
+	f := &fakeAccount{}
+	env := newBatchEnv(t, f)
+	env.ExecuteWorkflow(BatchWorkflowName, BatchInput{BatchID: "src", Source: testSource(1200), Concurrency: 5, StartsPerRun: 700})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, env.GetWorkflowError(), &can)
+	var next BatchInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, 1000, next.Resume.Loaded)
+	require.Len(t, next.Jobs, 300)
+	require.Equal(t, "src-0700", next.Jobs[0].ReferenceID)
+	require.Equal(t, 700, next.Resume.Completed+len(next.Resume.InFlight))
+}
+
+// TestBatchFromASourceAbortRecordsEveryUnreadJob: an abort records the
+// jobs not yet read from the file as not submitted too.
+func TestBatchFromASourceAbortRecordsEveryUnreadJob(t *testing.T) {
+	f := &fakeAccount{quotaAfter: 10}
+	env := newBatchEnv(t, f)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateBatchResolve, "abort-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("abort refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, BatchDecision{Action: activities.DecisionAbort, By: "ops"})
+	}, time.Hour)
+	res := runBatch(t, env, BatchInput{BatchID: "src-abort", Source: testSource(1100), Concurrency: 5})
+	require.Equal(t, 10, res.Completed)
+	require.Equal(t, 1090, res.NotSubmitted)
+	require.Len(t, f.notSubmit, 1090)
 }
