@@ -108,6 +108,13 @@ func TestBatch(t *testing.T) {
 	out, _, code := s.starter(ctx, "batch-status", "itest-batch")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, `"Status": "paused"`)
+	// The Web UI's view: the batch's search attributes say it is paused and
+	// why.
+	require.Eventually(t, func() bool {
+		ids := s.listWorkflows(ctx, `WorkflowType = "LipSyncBatch" AND LipsyncStatus = "paused" AND LipsyncEscalated = "QuotaExceeded"`)
+		return len(ids) == 1 && ids[0] == "batch-itest-batch"
+	}, 20*time.Second, 250*time.Millisecond)
+	require.Contains(t, httpGet(t, s.opsURL+"/metrics"), `lipsync_escalations_total{kind="account",reason="QuotaExceeded"} 1`)
 
 	// A human upgrades the plan and resumes.
 	req, err := http.NewRequest(http.MethodPut, s.emulatorURL+"/_emulator/quota", strings.NewReader(`{"token_quota":0}`))
@@ -126,6 +133,8 @@ func TestBatch(t *testing.T) {
 		t.Fatal("the batch did not end")
 	}
 	require.Equal(t, 1, ex.code, "some jobs were escalated: exit 1\n%s\n%s", ex.stdout, ex.stderr)
+	require.Contains(t, ex.stderr, "paused: ", "the progress lines showed the pause")
+	require.Contains(t, ex.stderr, "PAUSED: QuotaExceeded")
 	require.Contains(t, ex.stdout, fmt.Sprintf("batch itest-batch: %d jobs: %d completed, %d escalated, 0 abandoned, 0 not submitted, 0 duplicate", total, total-len(failed), len(failed)))
 
 	// The results file against the emulator and the database.

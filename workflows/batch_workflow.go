@@ -96,9 +96,12 @@ type BatchState struct {
 	// Pause is the account-wide failure the batch waits on, if any.
 	Pause *AccountPause `json:",omitempty"`
 	// Pauses counts the account-wide escalations so far.
-	Pauses  int
-	Aborted bool
-	Runs    int
+	Pauses int
+	// Decision is a human's answer accepted and not yet carried out (it
+	// survives a continue-as-new).
+	Decision *BatchDecision `json:",omitempty"`
+	Aborted  bool
+	Runs     int
 }
 
 // InFlightJob is a started job the batch has not heard the end of.
@@ -282,7 +285,7 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateBatchResolve,
 		func(ctx workflow.Context, d BatchDecision) (BatchDecision, error) {
-			b.decision = &d
+			b.state.Decision = &d
 			b.changed = true
 			return d, nil
 		},
@@ -290,7 +293,7 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 			if err := ValidateBatchDecision(d); err != nil {
 				return err
 			}
-			if b.state.Pause == nil || !b.state.Pause.Escalated || b.decision != nil {
+			if b.state.Pause == nil || !b.state.Pause.Escalated || b.state.Decision != nil {
 				return fmt.Errorf("batch %s is not paused on an account-wide failure (status %s)", in.BatchID, b.status())
 			}
 			return nil
@@ -322,7 +325,7 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 			}
 			continue
 		}
-		if b.decision != nil {
+		if b.state.Decision != nil {
 			if err := b.applyDecision(ctx); err != nil {
 				return BatchResult{}, err
 			}
@@ -353,7 +356,6 @@ type batch struct {
 	startsThisRun int
 	pendingStarts int
 	changed       bool
-	decision      *BatchDecision
 	// What publish last told Temporal's visibility.
 	publishedStatus    string
 	publishedEscalated string
@@ -569,8 +571,8 @@ func (b *batch) escalateAccount(ctx workflow.Context) error {
 
 // applyDecision carries out a human's answer to the pause.
 func (b *batch) applyDecision(ctx workflow.Context) error {
-	d := *b.decision
-	b.decision = nil
+	d := *b.state.Decision
+	b.state.Decision = nil
 	p := b.state.Pause
 	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.RecordDecision, activities.DecisionInput{
 		WorkflowID: b.workflowID, Attempt: b.state.Pauses, Action: d.Action, By: d.By, Note: d.Note,
