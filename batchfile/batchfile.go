@@ -71,6 +71,7 @@ type Defect struct {
 	Problem string
 }
 
+// String renders the defect as "line N: problem".
 func (d Defect) String() string {
 	if d.Line == 0 {
 		return d.Problem
@@ -90,6 +91,7 @@ type Error struct {
 	Defects []Defect
 }
 
+// Error lists the file's defects, one per line.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d invalid row(s)", e.Name, len(e.Defects))
