@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/chamelaion-lipsync/worker/workflows"
 )
@@ -154,36 +155,29 @@ type JobOutcome struct {
 }
 
 // BatchOutcomes returns every job's outcome, in the order of refs: the
-// batch result names the jobs that did not complete; the others' output
-// URLs come from their own workflows (fetched a few at a time).
+// jobs the batch result lists as not completed from the result; every other
+// job from its own workflow (a few at a time), which gives completed jobs
+// their output URL and, for a batch that did not list every failure, the
+// rest of the failures.
 func (c *Client) BatchOutcomes(ctx context.Context, res BatchResult, refs []string) ([]JobOutcome, error) {
-	failed := make(map[string]workflows.JobOutcome, len(res.Outcomes))
+	listed := make(map[string]workflows.JobOutcome, len(res.Outcomes))
 	for _, o := range res.Outcomes {
-		failed[o.ReferenceID] = o
+		listed[o.ReferenceID] = o
 	}
 	out := make([]JobOutcome, len(refs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	errs := make([]error, len(refs))
 	for i, ref := range refs {
-		if o, ok := failed[ref]; ok {
-			msg := o.Message
-			if o.Reason != "" && o.Outcome != workflows.OutcomeNotSubmitted {
-				msg = o.Reason + ": " + msg
-			}
-			out[i] = JobOutcome{ReferenceID: ref, Status: o.Outcome, Error: msg}
+		if o, ok := listed[ref]; ok {
+			out[i] = outcomeOf(o)
 			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r, err := c.Attach(ctx, ref).Wait(ctx)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			out[i] = JobOutcome{ReferenceID: ref, Status: r.Status, OutputURL: r.OutputURL}
+			out[i], errs[i] = c.jobOutcome(ctx, ref, res.Aborted)
 		}()
 	}
 	wg.Wait()
@@ -191,6 +185,38 @@ func (c *Client) BatchOutcomes(ctx context.Context, res BatchResult, refs []stri
 		return out, fmt.Errorf("lipsync: outcomes of batch %s: %w", res.BatchID, err)
 	}
 	return out, nil
+}
+
+func outcomeOf(o workflows.JobOutcome) JobOutcome {
+	msg := o.Message
+	if o.Reason != "" && o.Outcome != workflows.OutcomeNotSubmitted {
+		msg = o.Reason + ": " + msg
+	}
+	return JobOutcome{ReferenceID: o.ReferenceID, Status: o.Outcome, Error: msg}
+}
+
+// jobOutcome reads one job's end from its workflow.
+func (c *Client) jobOutcome(ctx context.Context, ref string, aborted bool) (JobOutcome, error) {
+	r, err := c.Attach(ctx, ref).Wait(ctx)
+	if err == nil {
+		return JobOutcome{ReferenceID: ref, Status: r.Status, OutputURL: r.OutputURL}, nil
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) && aborted {
+		return JobOutcome{ReferenceID: ref, Status: workflows.OutcomeNotSubmitted, Error: "the batch was aborted before the job started"}, nil
+	}
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return JobOutcome{ReferenceID: ref}, err
+	}
+	o := workflows.JobOutcome{ReferenceID: ref, Outcome: workflows.OutcomeEscalated, Reason: appErr.Type(), Message: appErr.Message()}
+	switch appErr.Type() {
+	case workflows.ReasonAbandoned:
+		o.Outcome = workflows.OutcomeAbandoned
+	case workflows.ReasonNotSubmitted:
+		o.Outcome = workflows.OutcomeNotSubmitted
+	}
+	return outcomeOf(o), nil
 }
 
 // encodedSize is the size of the batch's input as Temporal will carry it.

@@ -91,7 +91,13 @@ type BatchState struct {
 	InFlight  []InFlightJob
 	Submitted int
 	Completed int
-	// Outcomes lists every ended job that did not complete.
+	// Ended jobs that did not complete, by outcome.
+	Escalated    int
+	Abandoned    int
+	NotSubmitted int
+	Duplicate    int
+	// Outcomes lists the first MaxListedOutcomes ended jobs that did not
+	// complete (the counts above cover all of them).
 	Outcomes []JobOutcome
 	// Pause is the account-wide failure the batch waits on, if any.
 	Pause *AccountPause `json:",omitempty"`
@@ -181,10 +187,13 @@ type BatchResult struct {
 	NotSubmitted int
 	Duplicate    int
 	Aborted      bool
-	// Outcomes lists every job that did not complete; every other job of
-	// the batch completed (its output is in its own workflow's result).
-	Outcomes []JobOutcome
-	Runs     int
+	// Outcomes lists the jobs that did not complete, up to
+	// MaxListedOutcomes of them (OutcomesListed is false when there were
+	// more); every job's own workflow holds its result (see
+	// lipsync.Client.BatchOutcomes).
+	Outcomes       []JobOutcome
+	OutcomesListed bool
+	Runs           int
 }
 
 // BatchDecision is a human's answer to an account-wide failure.
@@ -472,15 +481,36 @@ func (b *batch) inFlight(ref string) int {
 	return slices.IndexFunc(b.state.InFlight, func(j InFlightJob) bool { return j.ReferenceID == ref })
 }
 
+// MaxListedOutcomes bounds the non-completed outcomes a batch lists in its
+// state and result, so that neither outgrows a payload however many jobs
+// fail.
+const MaxListedOutcomes = 1000
+
 // finish records a job's end and takes it out of the window.
 func (b *batch) finish(i int, out JobOutcome) {
 	b.state.InFlight = slices.Delete(b.state.InFlight, i, i+1)
-	if out.Outcome == OutcomeCompleted {
+	b.record(out)
+	b.changed = true
+}
+
+// record counts an ended job's outcome and lists it if there is room.
+func (b *batch) record(out JobOutcome) {
+	switch out.Outcome {
+	case OutcomeCompleted:
 		b.state.Completed++
-	} else {
+		return
+	case OutcomeAbandoned:
+		b.state.Abandoned++
+	case OutcomeNotSubmitted:
+		b.state.NotSubmitted++
+	case OutcomeDuplicate:
+		b.state.Duplicate++
+	default:
+		b.state.Escalated++
+	}
+	if len(b.state.Outcomes) < MaxListedOutcomes {
 		b.state.Outcomes = append(b.state.Outcomes, out)
 	}
-	b.changed = true
 }
 
 // apply takes in one job's news.
@@ -620,7 +650,7 @@ func (b *batch) recordNotSubmitted(ctx workflow.Context, why string) error {
 			return fmt.Errorf("record jobs not submitted: %w", err)
 		}
 		for _, j := range jobs {
-			b.state.Outcomes = append(b.state.Outcomes, JobOutcome{ReferenceID: j.ReferenceID, Outcome: OutcomeNotSubmitted, Reason: ReasonNotSubmitted, Message: why})
+			b.record(JobOutcome{ReferenceID: j.ReferenceID, Outcome: OutcomeNotSubmitted, Reason: ReasonNotSubmitted, Message: why})
 		}
 		b.cursor = end
 	}
@@ -703,34 +733,25 @@ func (b *batch) progress() BatchProgress {
 			p.Escalated++
 		}
 	}
-	for _, o := range b.state.Outcomes {
-		switch o.Outcome {
-		case OutcomeAbandoned:
-			p.Abandoned++
-		case OutcomeNotSubmitted:
-			p.NotSubmitted++
-		case OutcomeDuplicate:
-			p.Duplicate++
-		default:
-			p.Escalated++
-		}
-	}
+	p.Escalated += b.state.Escalated
+	p.Abandoned, p.NotSubmitted, p.Duplicate = b.state.Abandoned, b.state.NotSubmitted, b.state.Duplicate
 	return p
 }
 
 func (b *batch) result() BatchResult {
 	p := b.progress()
 	return BatchResult{
-		BatchID:      b.in.BatchID,
-		Total:        b.state.Total,
-		Completed:    b.state.Completed,
-		Escalated:    p.Escalated,
-		Abandoned:    p.Abandoned,
-		NotSubmitted: p.NotSubmitted,
-		Duplicate:    p.Duplicate,
-		Aborted:      b.state.Aborted,
-		Outcomes:     b.state.Outcomes,
-		Runs:         b.state.Runs,
+		BatchID:        b.in.BatchID,
+		Total:          b.state.Total,
+		Completed:      b.state.Completed,
+		Escalated:      p.Escalated,
+		Abandoned:      p.Abandoned,
+		NotSubmitted:   p.NotSubmitted,
+		Duplicate:      p.Duplicate,
+		Aborted:        b.state.Aborted,
+		Outcomes:       b.state.Outcomes,
+		OutcomesListed: len(b.state.Outcomes) == p.Escalated+p.Abandoned+p.NotSubmitted+p.Duplicate,
+		Runs:           b.state.Runs,
 	}
 }
 

@@ -208,6 +208,7 @@ func TestBatchPermanentFailureEscalatesWhileOthersComplete(t *testing.T) {
 	require.Equal(t, 18, res.Completed)
 	require.Equal(t, 2, res.Escalated)
 	require.Len(t, res.Outcomes, 2)
+	require.True(t, res.OutcomesListed)
 	for _, o := range res.Outcomes {
 		require.True(t, strings.HasPrefix(o.ReferenceID, "bad-"))
 		require.Equal(t, OutcomeEscalated, o.Outcome)
@@ -417,4 +418,6 @@ func TestBatchFromASourceAbortRecordsEveryUnreadJob(t *testing.T) {
 	require.Equal(t, 10, res.Completed)
 	require.Equal(t, 1090, res.NotSubmitted)
 	require.Len(t, f.notSubmit, 1090)
+	require.Len(t, res.Outcomes, MaxListedOutcomes, "the result lists a bounded number of failures")
+	require.False(t, res.OutcomesListed)
 }
