@@ -60,6 +60,12 @@ type Activities struct {
 	Namespace string
 	// Metrics records the product's metrics (nil = none).
 	Metrics Metrics
+	// SubmitSettle is how long a retried submission waits before it looks
+	// for a request an earlier attempt created: a request whose answer timed out may still be
+	// landing at the server. The worker sets it to
+	// CHAMELAION_REQUEST_TIMEOUT, which covers a server that finishes a
+	// request within twice the client's timeout. 0 = no wait.
+	SubmitSettle time.Duration
 }
 
 // Metrics is what the activities report (package metrics implements it).

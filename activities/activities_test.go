@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -47,7 +48,7 @@ type fixture struct {
 	acts  *activities.Activities
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, localpg.NewDatabase(t))
@@ -60,12 +61,16 @@ func newFixture(t *testing.T) *fixture {
 	suite.SetLogger(tlog.NewStructuredLogger(quiet))
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(2 * time.Minute)
-	emu, err := emulator.New(emulator.Config{
+	cfg := emulator.Config{
 		APIKeys:       map[string]string{testKey: "test"},
 		QueuedFor:     20 * time.Second,
 		ProcessingFor: time.Minute,
 		Clock:         env.Now,
-	})
+	}
+	if len(faults) > 0 {
+		cfg.Faults = faults[0]
+	}
+	emu, err := emulator.New(cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(emu.Handler())
 	t.Cleanup(srv.Close)
@@ -146,6 +151,31 @@ func TestLostSubmissionResponseIsAdoptedNotDuplicated(t *testing.T) {
 			st := f.emu.Stats()
 			require.Equal(t, 1, st.JobsByReferenceID["lost"], "exactly one vendor job")
 			require.Equal(t, 1, st.LostResponses)
+		})
+	}
+}
+
+// TestSlowSubmissionLandingAfterTheTimeoutIsAdoptedNotDuplicated: the
+// server is still processing a submission when the client's 2 s timeout
+// gives up, and creates the job 4 s after the request (seed 1 draws: the
+// submission slow, the next two requests fast). The retried attempt waits
+// for it to land (SubmitSettle) and adopts it rather than creating a second
+// job; without the wait it listed too early and created two (found by the
+// fault suite with slow answers).
+func TestSlowSubmissionLandingAfterTheTimeoutIsAdoptedNotDuplicated(t *testing.T) {
+	for _, settle := range []time.Duration{0, 2 * time.Second} {
+		t.Run(fmt.Sprint("settle ", settle), func(t *testing.T) {
+			f := newFixture(t, emulator.RandomFaults{SlowRate: 0.5, SlowDelay: 4 * time.Second, Seed: 1})
+			f.acts.SubmitSettle = settle
+			res, err := f.run("slow")
+			require.NoError(t, err)
+			created := f.emu.Stats().JobsByReferenceID["slow"]
+			if settle == 0 {
+				require.Equal(t, 2, created, "without the wait the retry submits a second job")
+				return
+			}
+			require.True(t, res.Adopted)
+			require.Equal(t, 1, created, "exactly one vendor job")
 		})
 	}
 }

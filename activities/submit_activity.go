@@ -83,6 +83,9 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	log := activity.GetLogger(ctx)
 	var res SubmitResult
 	if activity.GetInfo(ctx).Attempt > 1 {
+		if err := a.settle(ctx); err != nil {
+			return SubmitResult{}, err
+		}
 		existing, err := a.findEarlierSubmission(ctx, in)
 		if err != nil {
 			return SubmitResult{}, err
@@ -119,6 +122,26 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		return SubmitResult{}, storeError("record submission", err)
 	}
 	return res, nil
+}
+
+// settle waits SubmitSettle, so that a request of the previous attempt that
+// the server was still processing when its answer timed out has landed
+// before the attempt looks for it (found by fault-injecting slow answers:
+// without it a retry listed too early and created a second job). It waits
+// on the worker's own clock, whatever the attempt's scheduled time says,
+// so clock skew cannot shorten it.
+func (a *Activities) settle(ctx context.Context) error {
+	if a.SubmitSettle <= 0 {
+		return nil
+	}
+	t := time.NewTimer(a.SubmitSettle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // checkAccountHold refuses to submit while an account-wide failure waits for

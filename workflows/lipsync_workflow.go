@@ -262,9 +262,10 @@ func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Contex
 	s := j.state.Settings
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue: taskQueue,
-		// A submission may take two requests (look for an earlier one,
+		// A retried submission may wait one request timeout for an
+		// earlier request to land, then take two requests (look for it,
 		// then create), plus a database write.
-		StartToCloseTimeout:    2*s.RequestTimeout + 15*time.Second,
+		StartToCloseTimeout:    3*s.RequestTimeout + 15*time.Second,
 		ScheduleToCloseTimeout: s.RetryMaxElapsed,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        s.RetryInitial,
