@@ -68,14 +68,7 @@ func (a *Activities) LoadBatchJobs(ctx context.Context, in LoadBatchJobsInput) (
 		return nil, temporal.NewNonRetryableApplicationError("load batch jobs: "+err.Error(), TypeInvalidInput, nil)
 	}
 	res, err := batchfile.Parse(bytes.NewReader(raw), format, func(j batchfile.Job) error {
-		if _, videoFile, err := LocalMediaPath(j.VideoURL); err != nil {
-			return fmt.Errorf("video %w", err)
-		} else if _, audioFile, err := LocalMediaPath(j.AudioURL); err != nil {
-			return fmt.Errorf("audio %w", err)
-		} else if videoFile != audioFile {
-			return fmt.Errorf("video and audio must both be URLs or both be file:// references")
-		}
-		return nil
+		return ValidateMedia(j.VideoURL, j.AudioURL)
 	})
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("load batch jobs: "+err.Error(), TypeInvalidInput, nil)

@@ -144,6 +144,23 @@ func (a *Activities) settle(ctx context.Context) error {
 	}
 }
 
+// ValidateMedia checks a job's two media sources: each an http(s) URL or a
+// file:///absolute/path, both of one kind. Its messages never repeat a URL.
+func ValidateMedia(video, audio string) error {
+	_, videoFile, err := LocalMediaPath(video)
+	if err != nil {
+		return fmt.Errorf("video %w", err)
+	}
+	_, audioFile, err := LocalMediaPath(audio)
+	if err != nil {
+		return fmt.Errorf("audio %w", err)
+	}
+	if videoFile != audioFile {
+		return fmt.Errorf("video and audio must both be URLs or both be file:// references")
+	}
+	return nil
+}
+
 // checkAccountHold refuses to submit while an account-wide failure waits for
 // a human: the API would refuse alike, and every refused call is noise.
 func (a *Activities) checkAccountHold(ctx context.Context) error {

@@ -314,24 +314,11 @@ func batchStatus(ctx context.Context, cfg config.Config, args []string, stdout, 
 }
 
 func batchResolve(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || strings.HasPrefix(args[0], "-") || strings.HasPrefix(args[1], "-") {
-		return fmt.Errorf("%w: batch-resolve: want <batch-id> resume|abort [--note TEXT] [--by NAME]", errUsage)
+	id, action, note, by, err := decisionArgs("batch-resolve", "<batch-id> resume|abort", args, stderr)
+	if err != nil {
+		return err
 	}
-	id, action := args[0], args[1]
-	fs := flag.NewFlagSet("batch-resolve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	note := fs.String("note", "", "why (recorded with the decision)")
-	by := fs.String("by", defaultActor(), "who decides (recorded with the decision)")
-	if err := fs.Parse(args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: batch-resolve: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: batch-resolve: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	d := lipsync.BatchDecision{Action: action, Note: *note, By: *by}
+	d := lipsync.BatchDecision{Action: action, Note: note, By: by}
 	if err := workflows.ValidateBatchDecision(d); err != nil {
 		return fmt.Errorf("%w: batch-resolve: %v", errUsage, err)
 	}

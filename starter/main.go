@@ -215,24 +215,11 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 }
 
 func resolve(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || strings.HasPrefix(args[0], "-") || strings.HasPrefix(args[1], "-") {
-		return fmt.Errorf("%w: resolve: want <reference-id|workflow-id> retry|abandon [--note TEXT] [--by NAME]", errUsage)
+	job, action, note, by, err := decisionArgs("resolve", "<reference-id|workflow-id> retry|abandon", args, stderr)
+	if err != nil {
+		return err
 	}
-	job, action := args[0], args[1]
-	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	note := fs.String("note", "", "why (recorded with the decision)")
-	by := fs.String("by", defaultActor(), "who decides (recorded with the decision)")
-	if err := fs.Parse(args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: resolve: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: resolve: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	d := lipsync.Decision{Action: action, Note: *note, By: *by}
+	d := lipsync.Decision{Action: action, Note: note, By: by}
 	if err := workflows.ValidateDecision(d); err != nil {
 		return fmt.Errorf("%w: resolve: %v", errUsage, err)
 	}
@@ -247,6 +234,28 @@ func resolve(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	}
 	fmt.Fprintf(stdout, "%s: %s accepted for attempt %d\n", job, res.Action, res.Attempt)
 	return nil
+}
+
+// decisionArgs parses "<id> <action> [--note TEXT] [--by NAME]", the
+// arguments of resolve and batch-resolve.
+func decisionArgs(command, want string, args []string, stderr io.Writer) (id, action, note, by string, err error) {
+	if len(args) < 2 || strings.HasPrefix(args[0], "-") || strings.HasPrefix(args[1], "-") {
+		return "", "", "", "", fmt.Errorf("%w: %s: want %s [--note TEXT] [--by NAME]", errUsage, command, want)
+	}
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&note, "note", "", "why (recorded with the decision)")
+	fs.StringVar(&by, "by", defaultActor(), "who decides (recorded with the decision)")
+	if err := fs.Parse(args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", "", "", "", err
+		}
+		return "", "", "", "", fmt.Errorf("%w: %s: %v", errUsage, command, err)
+	}
+	if fs.NArg() > 0 {
+		return "", "", "", "", fmt.Errorf("%w: %s: unexpected argument %q", errUsage, command, fs.Arg(0))
+	}
+	return args[0], args[1], note, by, nil
 }
 
 // defaultActor names the person running the starter.

@@ -211,10 +211,7 @@ func ValidateBatchDecision(d BatchDecision) error {
 	if d.Action != activities.DecisionResume && d.Action != activities.DecisionAbort {
 		return fmt.Errorf("unknown action %q: want resume or abort", d.Action)
 	}
-	if len(d.Note) > 2000 {
-		return fmt.Errorf("note is %d bytes long; at most 2000 are allowed", len(d.Note))
-	}
-	return nil
+	return validateNote(d.Note)
 }
 
 // ValidateBatchInput refuses a batch that can never run, naming the job.

@@ -249,8 +249,13 @@ func ValidateDecision(d Decision) error {
 	if d.Action != activities.DecisionRetry && d.Action != activities.DecisionAbandon {
 		return fmt.Errorf("unknown action %q: want retry or abandon", d.Action)
 	}
-	if len(d.Note) > 2000 {
-		return fmt.Errorf("note is %d bytes long; at most 2000 are allowed", len(d.Note))
+	return validateNote(d.Note)
+}
+
+// validateNote bounds the note recorded with a human's answer.
+func validateNote(note string) error {
+	if len(note) > 2000 {
+		return fmt.Errorf("note is %d bytes long; at most 2000 are allowed", len(note))
 	}
 	return nil
 }
@@ -259,16 +264,8 @@ func ValidateDecision(d Decision) error {
 // with a message that says what is wrong (and never repeats a media URL,
 // which may carry credentials).
 func ValidateInput(in LipSyncInput) error {
-	_, videoFile, err := activities.LocalMediaPath(in.Video)
-	if err != nil {
-		return fmt.Errorf("video %w", err)
-	}
-	_, audioFile, err := activities.LocalMediaPath(in.Audio)
-	if err != nil {
-		return fmt.Errorf("audio %w", err)
-	}
-	if videoFile != audioFile {
-		return fmt.Errorf("video and audio must both be URLs or both be file:// references")
+	if err := activities.ValidateMedia(in.Video, in.Audio); err != nil {
+		return err
 	}
 	if err := ValidateReferenceID(in.ReferenceID); err != nil {
 		return err
