@@ -157,15 +157,18 @@ func TestLostSubmissionResponseIsAdoptedNotDuplicated(t *testing.T) {
 
 // TestSlowSubmissionLandingAfterTheTimeoutIsAdoptedNotDuplicated: the
 // server is still processing a submission when the client's 2 s timeout
-// gives up, and creates the job 4 s after the request (seed 1 draws: the
+// gives up, and creates the job 3.5 s after the request (seed 1 draws: the
 // submission slow, the next two requests fast). The retried attempt waits
 // for it to land (SubmitSettle) and adopts it rather than creating a second
 // job; without the wait it listed too early and created two (found by the
 // fault suite with slow answers).
 func TestSlowSubmissionLandingAfterTheTimeoutIsAdoptedNotDuplicated(t *testing.T) {
-	for _, settle := range []time.Duration{0, 2 * time.Second} {
+	// Timeline: the request at 0, its timeout at 2 s, the retry at once
+	// (the test environment skips the backoff), the job created at 3.5 s.
+	// Without the wait the retry looks at about 2 s; with a 3 s wait, at 5 s.
+	for _, settle := range []time.Duration{0, 3 * time.Second} {
 		t.Run(fmt.Sprint("settle ", settle), func(t *testing.T) {
-			f := newFixture(t, emulator.RandomFaults{SlowRate: 0.5, SlowDelay: 4 * time.Second, Seed: 1})
+			f := newFixture(t, emulator.RandomFaults{SlowRate: 0.5, SlowDelay: 3500 * time.Millisecond, Seed: 1})
 			f.acts.SubmitSettle = settle
 			res, err := f.run("slow")
 			require.NoError(t, err)
