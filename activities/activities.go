@@ -38,6 +38,7 @@ type Store interface {
 	HoldAccount(ctx context.Context, reason string, httpStatus int, message, batchID string, escalationID int64) error
 	ReleaseAccount(ctx context.Context) error
 	CurrentAccountHold(ctx context.Context) (*store.AccountHold, error)
+	RecentProcessingTimes(ctx context.Context, limit int) ([]time.Duration, error)
 }
 
 // Activities holds the dependencies of every activity.

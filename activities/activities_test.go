@@ -365,3 +365,46 @@ func TestLocalMediaPath(t *testing.T) {
 		require.Equal(t, tc.isFile, isFile)
 	}
 }
+
+// TestPollPlanIsLearnedFromPastJobs: with 25 past jobs that each took a
+// minute of processing in the store, a job checks when a job like them
+// would finish instead of backing off from 5s.
+func TestPollPlanIsLearnedFromPastJobs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	res, err := f.acts.PlanPolls(ctx, activities.PlanPollsInput{TargetLatency: 20 * time.Second, MaxInterval: time.Minute})
+	require.NoError(t, err)
+	require.Nil(t, res.Plan, "no plan without past jobs")
+	base := time.Date(2026, 4, 7, 10, 0, 0, 0, time.UTC)
+	for i := range 25 {
+		id := fmt.Sprintf("past-%d", i)
+		require.NoError(t, f.store.RecordJob(ctx, store.NewJob{WorkflowID: id, ReferenceID: id}))
+		started := base.Add(time.Duration(i) * time.Minute)
+		finished := started.Add(time.Minute)
+		_, err := f.store.UpdateJob(ctx, store.JobUpdate{WorkflowID: id, Attempt: 1, Status: store.StatusCompleted,
+			RequestID: "r-" + id, StartedAt: &started, FinishedAt: &finished})
+		require.NoError(t, err)
+	}
+	res, err = f.acts.PlanPolls(ctx, activities.PlanPollsInput{TargetLatency: 20 * time.Second, MaxInterval: time.Minute})
+	require.NoError(t, err)
+	require.NotNil(t, res.Plan)
+	require.Equal(t, 25, res.Samples)
+	require.Equal(t, time.Minute, res.Plan.Earliest)
+
+	// The emulator queues each job 20s, then processes it for a minute.
+	f.env.ExecuteWorkflow(workflows.WorkflowName, workflows.LipSyncInput{
+		Video:       "https://cdn.example.com/v.mp4",
+		Audio:       "https://cdn.example.com/a.wav",
+		ReferenceID: "planned",
+		Poll:        &workflows.PollSchedule{TargetLatency: 20 * time.Second},
+	})
+	require.True(t, f.env.IsWorkflowCompleted())
+	require.NoError(t, f.env.GetWorkflowError())
+	var done workflows.LipSyncResult
+	require.NoError(t, f.env.GetWorkflowResult(&done))
+	// One check while queued (at 79.2s, the job started at 20s), one at
+	// 84s, 4s after it finished; backing off from 5s would take 5 checks
+	// and see it at 135s.
+	require.Equal(t, 2, done.StatusChecks)
+	require.Less(t, done.FinishedAt.Sub(done.SubmittedAt), 90*time.Second)
+}

@@ -136,6 +136,14 @@ type Jobs struct {
 	// PollBackoffCoefficient multiplies the wait after each check.
 	// Defaults to 2.
 	PollBackoffCoefficient float64 `envconfig:"POLL_BACKOFF_COEFFICIENT" default:"2"`
+	// PollTargetLatency is how soon after finishing 95% of jobs should be
+	// seen finished. Once 20 jobs have completed, each job's checks
+	// follow a plan learned from the processing times of the last 500
+	// (dense while a job like them would finish, sparse otherwise, and
+	// anchored on the vendor's started_at); before that, and with 0, the
+	// checks back off geometrically from POLL_INITIAL_INTERVAL. Defaults
+	// to 30s.
+	PollTargetLatency time.Duration `envconfig:"POLL_TARGET_LATENCY" default:"30s"`
 	// StuckAfter is how long a job may stay queued before one "stuck"
 	// notification is sent (the vendor advises 10 minutes). Defaults to 10m.
 	StuckAfter time.Duration `envconfig:"JOB_STUCK_AFTER" default:"10m"`
@@ -268,6 +276,7 @@ func (c Config) validateCommon() error {
 		{"POLL_INITIAL_INTERVAL", c.Jobs.PollInitialInterval > 0, "must be a positive duration such as 5s"},
 		{"POLL_MAX_INTERVAL", c.Jobs.PollMaxInterval >= c.Jobs.PollInitialInterval, "must be at least POLL_INITIAL_INTERVAL"},
 		{"POLL_BACKOFF_COEFFICIENT", c.Jobs.PollBackoffCoefficient >= 1, "must be at least 1"},
+		{"POLL_TARGET_LATENCY", c.Jobs.PollTargetLatency >= 0, "must be a duration such as 30s, or 0 to back off geometrically only"},
 		{"JOB_STUCK_AFTER", c.Jobs.StuckAfter > 0, "must be a positive duration such as 10m"},
 		{"JOB_DEADLINE", c.Jobs.Deadline > 0, "must be a positive duration such as 24h"},
 		{"RETRY_MAX_ELAPSED", c.Jobs.RetryMaxElapsed > 0, "must be a positive duration such as 30m"},

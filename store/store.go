@@ -362,3 +362,24 @@ func (s *Store) CountJobsByStatus(ctx context.Context) (map[Status]int, error) {
 	}
 	return out, nil
 }
+
+// RecentProcessingTimes returns the processing times (the vendor's
+// finished_at - started_at) of the last limit completed jobs, newest first.
+func (s *Store) RecentProcessingTimes(ctx context.Context, limit int) ([]time.Duration, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT EXTRACT(EPOCH FROM finished_at - started_at)::float8 FROM lipsync_jobs
+		WHERE status = 'completed' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+		ORDER BY finished_at DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: processing times: %w", err)
+	}
+	secs, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		return nil, fmt.Errorf("store: processing times: %w", err)
+	}
+	out := make([]time.Duration, len(secs))
+	for i, s := range secs {
+		out[i] = time.Duration(s * float64(time.Second))
+	}
+	return out, nil
+}

@@ -322,3 +322,25 @@ func TestAccountHold(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, h)
 }
+
+func TestRecentProcessingTimes(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	base := time.Date(2026, 4, 7, 10, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		id := fmt.Sprintf("wf-%d", i)
+		require.NoError(t, st.RecordJob(ctx, newJob(id)))
+		started := base.Add(time.Duration(i) * time.Minute)
+		finished := started.Add(time.Duration(10*(i+1))*time.Second + 250*time.Millisecond)
+		status := store.StatusCompleted
+		if i == 4 {
+			status = store.StatusFailed // not a processing time the plan learns from
+		}
+		_, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: id, Attempt: 1, Status: status, RequestID: "r" + id, StartedAt: &started, FinishedAt: &finished})
+		require.NoError(t, err)
+	}
+	got, err := st.RecentProcessingTimes(ctx, 3)
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{40250 * time.Millisecond, 30250 * time.Millisecond, 20250 * time.Millisecond}, got, "newest completed first")
+}

@@ -169,6 +169,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.RecordDecision)
 	mainWorker.RegisterActivity(acts.RecordNotSubmitted)
 	mainWorker.RegisterActivity(acts.LoadBatchJobs)
+	mainWorker.RegisterActivity(acts.PlanPolls)
 
 	// Every generation call goes through the submit queue, every status
 	// read through the status queue; the server enforces each queue's

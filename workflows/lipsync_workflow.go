@@ -330,10 +330,16 @@ func (j *job) submit(ctx workflow.Context) error {
 	return nil
 }
 
+// versionLearnedPolls marks runs that may poll on a learned plan.
+const versionLearnedPolls = "learned-poll-plan"
+
 // poll checks the job's status on durable timers until it ends.
 func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 	s := j.state.Settings
 	deadline := j.state.StartedAt.Add(s.Deadline)
+	if workflow.GetVersion(ctx, versionLearnedPolls, workflow.DefaultVersion, 1) >= 1 {
+		j.plan(ctx)
+	}
 	for polls := 0; ; polls++ {
 		if polls >= s.MaxPollsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			next := j.in
@@ -346,7 +352,7 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 			return LipSyncResult{}, j.escalateFailure(ctx, ReasonDeadlineExceeded, 0,
 				fmt.Sprintf("job not finished within its deadline of %s (last status %s)", s.Deadline, j.state.Status))
 		}
-		wait := min(j.state.NextPoll, remaining)
+		wait := min(j.nextWait(ctx), remaining)
 		if err := workflow.Sleep(ctx, wait); err != nil {
 			return LipSyncResult{}, err
 		}
@@ -369,6 +375,8 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		j.setStatus(ctx, string(res.Status))
 		if res.StartedAt != nil {
 			j.state.ProcessingStarted = res.StartedAt
+			created := res.CreatedAt
+			j.state.VendorCreated = &created
 		}
 		j.publish(ctx)
 		switch res.Status {
@@ -391,6 +399,53 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 			}
 		}
 	}
+}
+
+// plan asks once per job for a poll plan learned from past jobs. Without
+// one (too few past jobs, no target, or the store unavailable for a
+// minute) the job backs off geometrically.
+func (j *job) plan(ctx workflow.Context) {
+	p := j.state.Settings.Poll
+	if j.state.Planned || p.TargetLatency <= 0 {
+		return
+	}
+	j.state.Planned = true
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second},
+	})
+	var res activities.PlanPollsResult
+	err := workflow.ExecuteActivity(actx, a.PlanPolls, activities.PlanPollsInput{
+		TargetLatency: p.TargetLatency, MaxInterval: p.Max,
+	}).Get(ctx, &res)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("no poll plan; backing off geometrically", "Error", err)
+		return
+	}
+	j.state.Plan = res.Plan
+	if res.Plan == nil {
+		workflow.GetLogger(ctx).Info("too few completed jobs to learn a poll plan from; backing off geometrically", "Samples", res.Samples)
+	}
+}
+
+// nextWait is how long to wait before the next status check. On a plan:
+// while the vendor has not started the job, the plan's queued gap; once it
+// has, until the plan's next check, counted from the moment the vendor
+// started the job (the submission plus the queue wait the vendor reports,
+// so that neither clock's skew matters).
+func (j *job) nextWait(ctx workflow.Context) time.Duration {
+	p := j.state.Plan
+	if p == nil {
+		return j.state.NextPoll
+	}
+	started, created := j.state.ProcessingStarted, j.state.VendorCreated
+	if started == nil || created == nil || j.state.SubmittedAt.IsZero() {
+		return p.QueuedWait()
+	}
+	anchor := j.state.SubmittedAt.Add(max(started.Sub(*created), 0))
+	elapsed := workflow.Now(ctx).Sub(anchor)
+	return max(p.Next(elapsed)-elapsed, time.Millisecond)
 }
 
 // setStatus records a status and, when it changed, since when.

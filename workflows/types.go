@@ -13,6 +13,7 @@ import (
 	"github.com/chamelaion-lipsync/worker/activities"
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/config"
+	"github.com/chamelaion-lipsync/worker/pollplan"
 )
 
 // Names by which clients address the workflow.
@@ -44,12 +45,18 @@ const (
 	ReasonInvalidInput = activities.TypeInvalidInput
 )
 
-// PollSchedule is the backoff between status checks: the first wait is
-// Initial, each next one Coefficient times longer, capped at Max.
+// PollSchedule is when to check a job's status. With a TargetLatency and
+// enough completed jobs to learn from, the checks follow a plan learned
+// from their processing times (package pollplan); otherwise the first wait
+// is Initial, each next one Coefficient times longer, capped at Max (which
+// caps the plan's gaps too).
 type PollSchedule struct {
 	Initial     time.Duration
 	Max         time.Duration
 	Coefficient float64
+	// TargetLatency is how soon after finishing 95% of jobs should be seen
+	// finished (0 = back off geometrically only).
+	TargetLatency time.Duration `json:",omitempty"`
 }
 
 // Settings are the knobs of one job, fixed when the job starts (recorded in
@@ -80,9 +87,10 @@ type Settings struct {
 func SettingsFromConfig(c config.Config) Settings {
 	return Settings{
 		Poll: PollSchedule{
-			Initial:     c.Jobs.PollInitialInterval,
-			Max:         c.Jobs.PollMaxInterval,
-			Coefficient: c.Jobs.PollBackoffCoefficient,
+			Initial:       c.Jobs.PollInitialInterval,
+			Max:           c.Jobs.PollMaxInterval,
+			Coefficient:   c.Jobs.PollBackoffCoefficient,
+			TargetLatency: c.Jobs.PollTargetLatency,
 		},
 		StuckAfter:      c.Jobs.StuckAfter,
 		Deadline:        c.Jobs.Deadline,
@@ -117,6 +125,9 @@ func (s Settings) withOverrides(in LipSyncInput) Settings {
 		}
 		if p.Coefficient >= 1 {
 			s.Poll.Coefficient = p.Coefficient
+		}
+		if p.TargetLatency > 0 {
+			s.Poll.TargetLatency = p.TargetLatency
 		}
 		if s.Poll.Max < s.Poll.Initial {
 			s.Poll.Max = s.Poll.Initial
@@ -173,9 +184,16 @@ type JobState struct {
 	StartedAt         time.Time
 	SubmittedAt       time.Time
 	ProcessingStarted *time.Time
-	StatusChecks      int
-	NextPoll          time.Duration
-	StuckNotified     bool
+	// VendorCreated is the vendor's created_at of the request: with
+	// ProcessingStarted it gives the queue wait on the vendor's own clock.
+	VendorCreated *time.Time `json:",omitempty"`
+	// Plan is the job's learned poll plan (nil = geometric backoff);
+	// Planned says it was asked for.
+	Plan          *pollplan.Plan `json:",omitempty"`
+	Planned       bool           `json:",omitempty"`
+	StatusChecks  int
+	NextPoll      time.Duration
+	StuckNotified bool
 	// Runs counts the workflow runs of this job (1 + continue-as-new count).
 	Runs int
 }
@@ -271,7 +289,7 @@ func ValidateInput(in LipSyncInput) error {
 		return err
 	}
 	if p := in.Poll; p != nil {
-		if p.Initial < 0 || p.Max < 0 {
+		if p.Initial < 0 || p.Max < 0 || p.TargetLatency < 0 {
 			return fmt.Errorf("poll intervals must not be negative")
 		}
 		if p.Coefficient != 0 && p.Coefficient < 1 {
