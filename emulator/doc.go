@@ -8,6 +8,29 @@
 // clock. Run it in-process with httptest.NewServer(e.Handler()), or as the
 // standalone binary: go run ./cmd/emulator --help.
 //
+// # Job durations and timestamps
+//
+// By default every job is queued for Config.QueuedFor (--queued-for, 2s)
+// and processes for Config.ProcessingFor (--processing-for, 5s). A
+// DurationModel (Config.Durations; flag --durations) instead draws each
+// job's queue and processing times from two seeded log-normal
+// distributions, median·exp(sigma·Z), capped at Max for queue+processing
+// (the queue time gives way first) and then multiplied by Scale, so that a
+// benchmark can replay a realistic workload on scaled time:
+//
+//	--durations queue-median=75s,queue-sigma=1.3,processing-median=45s,processing-sigma=0.3,max=30m,scale=0.05,seed=1
+//
+// The n-th job of each account (n from 0) gets DurationModel.Draw(n),
+// whatever the other accounts do, and a scenario's queued_for and
+// processing_for still win for its reference_id (as given: Scale applies
+// to drawn times only).
+//
+// The API writes created_at, started_at and finished_at in whole seconds,
+// as the vendor does. Config.TimestampPrecision (--timestamp-precision)
+// below one second, such as 1ms, truncates them to that precision and
+// writes the fraction (RFC 3339 with fractional seconds), which scaled-time
+// measurements need.
+//
 // # Injecting failures
 //
 // Random faults: Config.Faults (flags --fault-rate, --fault-statuses,
@@ -41,7 +64,19 @@
 //
 // GET /_emulator/stats reports what the emulator received: jobs created per
 // reference_id (more than one is a duplicate submission), requests per
-// endpoint and status (0 = an answer withheld), lost answers and 429s.
+// endpoint and status (0 = an answer withheld), the same per account name
+// ("requests_by_account"; "" for requests without a valid token), lost
+// answers and 429s.
+//
+// GET /_emulator/jobs (Emulator.Jobs) lists every job in creation order
+// with its account name, its exact created_at, started_at and finished_at
+// (RFC 3339 with nanoseconds, whether or not anybody read the job yet), its
+// outcome, status_reads (the GET /v1/lipsync/requests/{id} reads of it
+// answered 200, by id or reference_id; faulted reads do not count) and
+// first_terminal_read_at (when a read first showed it completed or failed):
+// what a polling strategy costs, and how soon it notices completion. The
+// jobs, with these counters, survive a restart with --state-file.
+//
 // GET /_emulator/jobs/{id} shows one job; PUT /_emulator/quota
 // {"token_quota": N} changes the token quota (a plan upgrade); POST /_emulator/reset forgets
 // everything; DELETE /_emulator/scenarios removes the scenarios.

@@ -35,6 +35,18 @@ type Config struct {
 	QueuedFor time.Duration
 	// ProcessingFor is how long a job stays processing. Defaults to 5s.
 	ProcessingFor time.Duration
+	// Durations, when set, draws each job's queue and processing times
+	// from a seeded model instead of using QueuedFor and ProcessingFor.
+	// A scenario's queued_for and processing_for still win for its
+	// reference_id.
+	Durations *DurationModel
+	// TimestampPrecision is the precision of the API's created_at,
+	// started_at and finished_at. 0 or >= 1s gives whole seconds in RFC
+	// 3339, as the vendor documents; below 1s (time.Millisecond, say) the
+	// times are truncated to it and written with fractional seconds
+	// (time.RFC3339Nano, still valid RFC 3339), for measurements on
+	// scaled time.
+	TimestampPrecision time.Duration
 	// OutputBaseURL prefixes output_url. Defaults to
 	// https://storage.chamelaion.com/output/.
 	OutputBaseURL string
@@ -75,18 +87,21 @@ type Emulator struct {
 	order      []*job // creation order
 	scenarios  map[string]*scenarioState
 	window     map[string][]time.Time // token → accepted generation times
-	created    map[string]int         // account → jobs created (quota)
+	created    map[string]int         // account → jobs created (quota, draws)
 	requests   map[requestKey]int
+	byAccount  map[accountRequestKey]int
 	lost       int
 	rateLimits int
 }
 
+// job is one job. Its Go field names are the state file's JSON keys.
 type job struct {
 	ID          string
 	ReferenceID string
-	// Account identifies the token's account (a hash, never the token).
-	Account       string
-	CreatedAt     time.Time
+	Account     string // the token's account: a hash, never the token
+	AccountName string // Config.APIKeys' name; "" in older state files
+	CreatedAt   time.Time
+	// QueuedFor and ProcessingFor time the lifecycle from CreatedAt.
 	QueuedFor     time.Duration
 	ProcessingFor time.Duration
 	Outcome       string
@@ -95,6 +110,12 @@ type job struct {
 	VideoBytes    int64
 	AudioBytes    int64
 	DisableASD    bool
+	// StatusReads counts the GET /v1/lipsync/requests/{id} reads of the
+	// job answered 200.
+	StatusReads int
+	// FirstTerminalReadAt is the emulator clock's time of the first 200
+	// read that showed the job completed or failed.
+	FirstTerminalReadAt *time.Time
 }
 
 type scenarioState struct {
@@ -103,6 +124,12 @@ type scenarioState struct {
 }
 
 type requestKey struct {
+	endpoint string
+	status   int
+}
+
+type accountRequestKey struct {
+	account  string
 	endpoint string
 	status   int
 }
@@ -131,6 +158,16 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	if cfg.QueuedFor < 0 || cfg.ProcessingFor < 0 {
 		return nil, errors.New("emulator: durations must not be negative")
+	}
+	if cfg.Durations != nil {
+		if err := cfg.Durations.validate(); err != nil {
+			return nil, fmt.Errorf("emulator: duration model: %w", err)
+		}
+		m := *cfg.Durations // the caller's model cannot change under us
+		cfg.Durations = &m
+	}
+	if cfg.TimestampPrecision < 0 {
+		return nil, fmt.Errorf("emulator: TimestampPrecision must not be negative, got %s", cfg.TimestampPrecision)
 	}
 	if cfg.OutputBaseURL == "" {
 		cfg.OutputBaseURL = "https://storage.chamelaion.com/output/"
@@ -178,6 +215,7 @@ func (e *Emulator) resetLocked() {
 	e.window = make(map[string][]time.Time)
 	e.created = make(map[string]int)
 	e.requests = make(map[requestKey]int)
+	e.byAccount = make(map[accountRequestKey]int)
 	e.lost, e.rateLimits = 0, 0
 }
 
@@ -226,6 +264,9 @@ type Stats struct {
 	LostResponses int `json:"lost_responses"`
 	// RateLimited counts 429 answers of the rate limit.
 	RateLimited int `json:"rate_limited"`
+	// RequestsByAccount counts requests per account name, endpoint and
+	// answered status, sorted in that order.
+	RequestsByAccount []AccountRequestCount `json:"requests_by_account"`
 }
 
 // RequestCount is the number of requests of one endpoint answered with one
@@ -251,6 +292,20 @@ func (e *Emulator) Stats() Stats {
 	}
 	sort.Slice(st.Requests, func(i, j int) bool {
 		a, b := st.Requests[i], st.Requests[j]
+		if a.Endpoint != b.Endpoint {
+			return a.Endpoint < b.Endpoint
+		}
+		return a.Status < b.Status
+	})
+	st.RequestsByAccount = make([]AccountRequestCount, 0, len(e.byAccount))
+	for k, n := range e.byAccount {
+		st.RequestsByAccount = append(st.RequestsByAccount, AccountRequestCount{Account: k.account, Endpoint: k.endpoint, Status: k.status, Count: n})
+	}
+	sort.Slice(st.RequestsByAccount, func(i, j int) bool {
+		a, b := st.RequestsByAccount[i], st.RequestsByAccount[j]
+		if a.Account != b.Account {
+			return a.Account < b.Account
+		}
 		if a.Endpoint != b.Endpoint {
 			return a.Endpoint < b.Endpoint
 		}
@@ -328,6 +383,9 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("GET /_emulator/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.Stats())
 	})
+	mux.HandleFunc("GET /_emulator/jobs", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]JobRecord{"jobs": e.Jobs()})
+	})
 	mux.HandleFunc("GET /_emulator/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		j, ok := e.jobs[r.PathValue("id")]
@@ -399,12 +457,14 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // errLost aborts a handler whose answer is withheld.
 type errLost struct{}
 
-// instrument counts the request, applies random faults, checks the token,
-// then runs h.
+// instrument counts the request (per endpoint, and per account name when it
+// carries a valid token, whatever it is answered), applies random faults,
+// checks the token, then runs h.
 func (e *Emulator) instrument(endpoint string, auth bool, h func(http.ResponseWriter, *http.Request, string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
+		account := e.accountName(r)
 		defer func() {
 			v := recover()
 			status := rec.status
@@ -413,6 +473,7 @@ func (e *Emulator) instrument(endpoint string, auth bool, h func(http.ResponseWr
 			}
 			e.mu.Lock()
 			e.requests[requestKey{endpoint, status}]++
+			e.byAccount[accountRequestKey{account, endpoint, status}]++
 			e.mu.Unlock()
 			e.log.Info("request", "endpoint", endpoint, "status", status, "duration", time.Since(start))
 			if v != nil {
@@ -660,9 +721,12 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, token string, 
 		return
 	}
 	j := &job{
-		ID: newUUID(), ReferenceID: sub.referenceID, Account: accountOf(token), CreatedAt: now,
-		QueuedFor: e.cfg.QueuedFor, ProcessingFor: e.cfg.ProcessingFor, Outcome: "completed",
+		ID: newUUID(), ReferenceID: sub.referenceID, Account: accountOf(token), AccountName: e.cfg.APIKeys[token],
+		CreatedAt: now, QueuedFor: e.cfg.QueuedFor, ProcessingFor: e.cfg.ProcessingFor, Outcome: "completed",
 		Source: sub.source, VideoBytes: sub.videoBytes, AudioBytes: sub.audioBytes, DisableASD: sub.disableASD,
+	}
+	if m := e.cfg.Durations; m != nil {
+		j.QueuedFor, j.ProcessingFor = m.Draw(e.created[j.Account])
 	}
 	lose, mode := false, ""
 	if sc != nil {
@@ -716,7 +780,7 @@ type requestView struct {
 }
 
 func (e *Emulator) view(j *job, now time.Time) requestView {
-	ts := func(t time.Time) *string { s := t.UTC().Format(time.RFC3339); return &s }
+	ts := func(t time.Time) *string { s := e.formatTime(t); return &s }
 	v := requestView{ID: j.ID, ReferenceID: j.ReferenceID, CreatedAt: *ts(j.CreatedAt)}
 	started := j.CreatedAt.Add(j.QueuedFor)
 	finished := started.Add(j.ProcessingFor)
@@ -778,8 +842,21 @@ func (e *Emulator) getRequest(w http.ResponseWriter, r *http.Request, token stri
 		return
 	}
 	v := e.view(j, now)
+	j.StatusReads++
+	if (v.Status == "completed" || v.Status == "failed") && j.FirstTerminalReadAt == nil {
+		at := now
+		j.FirstTerminalReadAt = &at
+	}
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
+}
+
+// formatTime writes an API timestamp at the configured precision.
+func (e *Emulator) formatTime(t time.Time) string {
+	if p := e.cfg.TimestampPrecision; p > 0 && p < time.Second {
+		return t.UTC().Truncate(p).Format(time.RFC3339Nano)
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func (e *Emulator) listRequests(w http.ResponseWriter, r *http.Request, token string) {

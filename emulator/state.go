@@ -14,9 +14,11 @@ type snapshot struct {
 	Created map[string]int `json:"created"`
 }
 
-// SaveState writes the jobs (and the quota counters) to path, so that a
-// restarted emulator behaves like a vendor that was down, not one that lost
-// its data.
+// SaveState writes the jobs (with their status reads and first terminal
+// read) and the per-account job counters (the quota and the duration
+// model's draw index) to path, so that a restarted emulator behaves like a
+// vendor that was down, not one that lost its data. Request counts are not
+// saved.
 func (e *Emulator) SaveState(path string) error {
 	e.mu.Lock()
 	b, err := json.Marshal(snapshot{Jobs: e.order, Created: e.created})
@@ -28,10 +30,14 @@ func (e *Emulator) SaveState(path string) error {
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("emulator: save state: %w", err)
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("emulator: save state: %w", err)
+	}
+	return nil
 }
 
-// LoadState reads what SaveState wrote; a missing file is no error.
+// LoadState reads what SaveState wrote; a missing file is no error, nor is
+// a file written by an older emulator without the newer job fields.
 func (e *Emulator) LoadState(path string) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -46,7 +52,12 @@ func (e *Emulator) LoadState(path string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	names := e.accountNames()
 	for _, j := range s.Jobs {
+		if j.AccountName == "" {
+			// Written before jobs kept their account's name.
+			j.AccountName = names[j.Account]
+		}
 		e.jobs[j.ID] = j
 	}
 	e.order = append(e.order, s.Jobs...)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -56,8 +57,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keys := fs.String("api-key", env("EMULATOR_API_KEYS", "emulator-key"), "accepted tokens, comma-separated, each token[=name] (EMULATOR_API_KEYS)")
 	rate := fs.String("rate-limit", env("EMULATOR_RATE_LIMIT_PER_MINUTE", "60"), "generation requests per rolling minute per token; -1 disables (EMULATOR_RATE_LIMIT_PER_MINUTE)")
 	quota := fs.String("token-quota", env("EMULATOR_TOKEN_QUOTA", "0"), "jobs a token may create before 412 token limit reached; 0 = unlimited (EMULATOR_TOKEN_QUOTA)")
-	queued := fs.String("queued-for", env("EMULATOR_QUEUED_FOR", "2s"), "how long a job stays queued (EMULATOR_QUEUED_FOR)")
-	processing := fs.String("processing-for", env("EMULATOR_PROCESSING_FOR", "5s"), "how long a job stays processing (EMULATOR_PROCESSING_FOR)")
+	queued := fs.String("queued-for", env("EMULATOR_QUEUED_FOR", "2s"), "how long a job stays queued; ignored with --durations (EMULATOR_QUEUED_FOR)")
+	processing := fs.String("processing-for", env("EMULATOR_PROCESSING_FOR", "5s"), "how long a job stays processing; ignored with --durations (EMULATOR_PROCESSING_FOR)")
+	durations := fs.String("durations", env("EMULATOR_DURATIONS", ""), "draw each job's queue and processing times from a seeded model instead of\n"+
+		"--queued-for and --processing-for: comma-separated key=value, keys\n"+
+		"queue-median, processing-median (required; each time is median·exp(sigma·Z), Z standard normal),\n"+
+		"queue-sigma, processing-sigma (>= 0; default 0 = always the median),\n"+
+		"max (cap on queue+processing, the queue time gives way first; default 0 = no cap),\n"+
+		"scale (multiplies the drawn times after the cap; 0.05 runs 20x faster; default 1),\n"+
+		"seed (default 0); the n-th job of every account gets the n-th draw. Example:\n"+
+		durationsExample+" (EMULATOR_DURATIONS)")
+	tsPrecision := fs.String("timestamp-precision", env("EMULATOR_TIMESTAMP_PRECISION", "1s"), "precision of the API's created_at, started_at and finished_at: 1s or more writes\n"+
+		"whole seconds, as the vendor does; below 1s (e.g. 1ms) truncates to it and writes\n"+
+		"fractional seconds (EMULATOR_TIMESTAMP_PRECISION)")
 	faultRate := fs.String("fault-rate", env("EMULATOR_FAULT_RATE", "0"), "share of API requests answered with a random fault, 0..1 (EMULATOR_FAULT_RATE)")
 	faultStatuses := fs.String("fault-statuses", env("EMULATOR_FAULT_STATUSES", "429,500,503,504"), "statuses random faults draw from (EMULATOR_FAULT_STATUSES)")
 	slowRate := fs.String("slow-rate", env("EMULATOR_SLOW_RATE", "0"), "share of API requests delayed by --slow-delay, 0..1 (EMULATOR_SLOW_RATE)")
@@ -67,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stateFile := fs.String("state-file", env("EMULATOR_STATE_FILE", ""), "keep the jobs in this file across restarts: loaded at start, saved on SIGINT/SIGTERM (EMULATOR_STATE_FILE)")
 	logLevel := fs.String("log-level", env("EMULATOR_LOG_LEVEL", "info"), "debug, info, warn or error (EMULATOR_LOG_LEVEL)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: emulator [flags]\n\nServes an emulator of the Chamelaion lip-sync API under /api, and its control\nendpoints under /_emulator (scenarios, stats, reset). See package emulator's\ndocumentation for scenario examples.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: emulator [flags]\n\nServes an emulator of the Chamelaion lip-sync API under /api, and its control\nendpoints under /_emulator (scenarios, stats, jobs, reset). See package emulator's\ndocumentation for scenario examples.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	check("--queued-for", err)
 	cfg.ProcessingFor, err = time.ParseDuration(*processing)
 	check("--processing-for", err)
+	cfg.Durations, err = parseDurations(*durations)
+	check("--durations", err)
+	cfg.TimestampPrecision, err = time.ParseDuration(*tsPrecision)
+	check("--timestamp-precision", err)
 	cfg.Faults.Rate, err = strconv.ParseFloat(*faultRate, 64)
 	check("--fault-rate", err)
 	cfg.Faults.SlowRate, err = strconv.ParseFloat(*slowRate, 64)
@@ -175,4 +191,89 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return emu.SaveState(*stateFile)
 	}
 	return nil
+}
+
+// durationsExample is a --durations value: a real-looking workload run 20
+// times faster than real time.
+const durationsExample = "queue-median=75s,queue-sigma=1.3,processing-median=45s,processing-sigma=0.3,max=30m,scale=0.05,seed=1"
+
+// parseDurations reads the --durations flag: comma-separated key=value
+// pairs (see the flag's help). An empty value means no model (nil). Errors
+// name the offending key.
+func parseDurations(s string) (*emulator.DurationModel, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var m emulator.DurationModel
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		key, value, ok := strings.Cut(item, "=")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if !ok {
+			return nil, fmt.Errorf("%q: want key=value", item)
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("%s: given twice", key)
+		}
+		seen[key] = true
+		var err error
+		switch key {
+		case "queue-median":
+			m.QueueMedian, err = parsePositiveDuration(value)
+		case "processing-median":
+			m.ProcessingMedian, err = parsePositiveDuration(value)
+		case "max":
+			m.Max, err = time.ParseDuration(value)
+			if err == nil && m.Max < 0 {
+				err = fmt.Errorf("%s is negative", value)
+			}
+		case "queue-sigma":
+			m.QueueSigma, err = parseNonNegativeFloat(value)
+		case "processing-sigma":
+			m.ProcessingSigma, err = parseNonNegativeFloat(value)
+		case "scale":
+			m.Scale, err = parseNonNegativeFloat(value)
+		case "seed":
+			m.Seed, err = strconv.ParseInt(value, 10, 64)
+		default:
+			return nil, fmt.Errorf("unknown key %q (want queue-median, queue-sigma, processing-median, processing-sigma, max, scale or seed)", key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	for _, key := range []string{"queue-median", "processing-median"} {
+		if !seen[key] {
+			return nil, fmt.Errorf("%s is required", key)
+		}
+	}
+	return &m, nil
+}
+
+// parsePositiveDuration parses a duration that must be > 0.
+func parsePositiveDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s is not positive", s)
+	}
+	return d, nil
+}
+
+// parseNonNegativeFloat parses a finite number >= 0.
+func parseNonNegativeFloat(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if !(f >= 0) || math.IsInf(f, 1) {
+		return 0, fmt.Errorf("%s is not a finite number >= 0", s)
+	}
+	return f, nil
 }
