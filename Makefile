@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-.PHONY: run test faults bench-rate fuzz build emulator temporal-cli fmt vet clean
+.PHONY: run test faults bench bench-rate fuzz build emulator temporal-cli fmt vet clean
 
 run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs
 	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
@@ -12,6 +12,9 @@ test: ## every test, both tiers, as CI runs them
 faults: ## the fault-injection suite alone, printing its table (FAULT_JOBS=2000 for a soak run)
 	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) LIPSYNC_FAULT_JOBS=$${FAULT_JOBS:-200} \
 		go test -tags integration -count=1 -timeout 3h -run TestFaults -v ./integration/ 2>&1 | grep -E '^\s*(\||---|ok|FAIL|PASS)'
+
+bench: ## this worker against the alternatives (about 15 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
+	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --out docs/benchmarks.md --svg docs/benchmarks-latency.svg
 
 bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 jobs
 	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) \

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chamelaion-lipsync/worker/bench/plot"
+)
+
+// report is everything one run measured.
+type report struct {
+	cfg        benchConfig
+	quick      bool
+	started    time.Time
+	wall       time.Duration
+	rate       []rateRow
+	polling    []pollRow
+	throughput []loadRow
+	inflight   []loadRow
+}
+
+// percentile is the nearest-rank percentile q of ds.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := sortedDurations(ds)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// rateOf returns the span from the first to the last time, the mean
+// number of times in a rolling minute while they lasted (the minutes
+// starting every 100 ms from the first time until a minute before the
+// last; just the first minute when they all fit in one), and the most
+// times in any rolling minute. Under a per-minute limit the mean never
+// exceeds the limit; a batch that keeps the budget busy reaches it.
+func rateOf(times []time.Time) (span time.Duration, perMinute float64, maxInMinute int) {
+	if len(times) == 0 {
+		return 0, 0, 0
+	}
+	ts := slices.Clone(times)
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	span = ts[len(ts)-1].Sub(ts[0])
+	in := func(from time.Time) int {
+		i, _ := slices.BinarySearchFunc(ts, from, func(a, t time.Time) int { return a.Compare(t) })
+		j, _ := slices.BinarySearchFunc(ts, from.Add(time.Minute), func(a, t time.Time) int { return a.Compare(t) })
+		return j - i
+	}
+	sum, n := 0, 0
+	for t := ts[0]; n == 0 || !t.Add(time.Minute).After(ts[len(ts)-1]); t = t.Add(100 * time.Millisecond) {
+		sum += in(t)
+		n++
+	}
+	for _, t := range ts {
+		maxInMinute = max(maxInMinute, in(t))
+	}
+	return span, float64(sum) / float64(n), maxInMinute
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// machine describes where the run happened.
+func machine() string {
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				mem = fmt.Sprintf(", %.1f GiB memory", float64(kb)/(1<<20))
+			}
+		}
+	}
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = " (" + strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":")) + ")"
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores%s%s, %s/%s, %s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += " (with uncommitted changes)"
+	}
+	return c
+}
+
+// workloadStats describes the polling phase's job durations (vendor time).
+func (r *report) workloadStats() string {
+	m := r.cfg.workload(1)
+	m.Scale = 1
+	var total, queue, proc []time.Duration
+	for n := range r.cfg.LatencyJobs {
+		q, p := m.Draw(n)
+		total, queue, proc = append(total, q+p), append(queue, q), append(proc, p)
+	}
+	f := func(ds []time.Duration) string {
+		return fmt.Sprintf("median %s, p95 %s, max %s", percentile(ds, 0.5).Round(time.Second), percentile(ds, 0.95).Round(time.Second), percentile(ds, 1).Round(time.Second))
+	}
+	return fmt.Sprintf("total %s (queued %s; processing %s)", f(total), f(queue), f(proc))
+}
+
+func (r *report) markdown() string {
+	c := r.cfg
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	cmd := "make bench"
+	if r.quick {
+		cmd = "go run ./bench --quick"
+	}
+	p("# Benchmarks: this worker against the alternatives")
+	p("")
+	p("Measured side by side in one run of `%s` on %s, commit %s, %s; the run took %s.",
+		cmd, machine(), commit(), r.started.UTC().Format("2006-01-02 15:04 MST"), r.wall.Round(time.Second))
+	p("Every strategy runs in its own process against the same emulator, Temporal dev server (CLI v1.5.1) and PostgreSQL 15.")
+	p("Time is scaled: jobs and poll intervals run %g times faster than the vendor's (a 2-minute job takes %s); latencies and settings below are in vendor time.",
+		1/c.Scale, c.scaled(2*time.Minute))
+	p("")
+	p("Strategies: **%s** (sleep and poll at a fixed interval, retry 429 after 1-2-4 s, then give up; no idempotency); **%s** (a workflow sleeping on a durable timer between status activities); **%s** (one status activity that fails until the job is done, retried by the server at the interval); **%s** as shipped (separate rate-limited submit and status queues, learned poll plan, PostgreSQL records, payload encryption).",
+		stratNaive, stratTimer, stratRetry, stratOurs)
+	p("")
+	p("## 1. Submission budget")
+	p("")
+	p("One batch of %d jobs per strategy, each on its own account, against a limit of %d generation requests per rolling minute (%.1f minutes of budget; the limit and its one-minute window run in real time). Submissions per minute = the mean number accepted in a rolling minute while the batch was being submitted (minutes starting every 100 ms from the first acceptance to a minute before the last); budget use = that ÷ the limit, at most 1 by construction. Ours ran alone; the other three together, stopped %s after starting.",
+		c.RateJobs, c.RateLimit, float64(c.RateJobs)/float64(c.RateLimit), secs(r.rateDeadline()))
+	p("")
+	p("| strategy | accepted | never submitted | submissions/min | budget use | most in a rolling minute | 429 answers | share of generation requests answered 429 |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, x := range r.rate {
+		share := 0.0
+		if x.Generate > 0 {
+			share = float64(x.Limited) / float64(x.Generate)
+		}
+		p("| %s | %d / %d | %d | %.1f | %.3f | %d | %d of %d | %.1f%% |", x.Strategy, x.Accepted, x.Jobs, x.Lost, x.PerMinute, x.Use, x.MaxRollingMinute, x.Limited, x.Generate, share*100)
+	}
+	p("")
+	p("## 2–4. Status calls, detection latency and Temporal history per job")
+	p("")
+	p("%d jobs per strategy and setting, started evenly over %s (real time), all settings at once; every account gets the same sequence of durations: %s. Calls = status reads per job the emulator answered; latency = from the emulator's finish time to the first read that showed the job finished. For this worker the setting is `POLL_TARGET_LATENCY` P (its plan is learned from the processing times of the jobs the rate phase left in PostgreSQL, drawn from the same distributions with another seed); for the others it is the fixed interval. The vendor loop polls with no orchestration overhead, so it is the fixed-interval baseline of the chart; the Temporal samples add their overhead at two intervals.",
+		c.LatencyJobs, c.Arrivals, r.workloadStats())
+	p("")
+	p("| strategy | setting | detected | status calls / job | latency median | latency p95 | history events / job | longest job's events |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, x := range r.polling {
+		ev, mx := "—", "—"
+		if x.Strategy != stratNaive {
+			ev, mx = fmt.Sprintf("%.0f", x.Events), fmt.Sprint(x.MaxEvent)
+		}
+		p("| %s | %s | %d / %d | %.1f | %s | %s | %s | %s |", x.Strategy, x.Setting, x.Detected, x.Jobs, x.Calls, secs(x.Median), secs(x.P95), ev, mx)
+	}
+	p("")
+	p("![status calls per job against p95 detection latency](benchmarks-latency.svg)")
+	p("")
+	for _, line := range r.dominance() {
+		p("- %s", line)
+	}
+	p("")
+	p("## 5. Orchestration throughput and overhead")
+	p("")
+	p("Each strategy alone, %d jobs started at once, an emulator that finishes every job at once and no rate limit; CPU and peak memory are the strategy's own process (for ours the worker; the Temporal server and PostgreSQL are not counted).", c.ThroughputJobs)
+	p("")
+	p("| strategy | jobs | wall | jobs/s | CPU s per 1,000 jobs | peak RSS |")
+	p("| --- | --- | --- | --- | --- | --- |")
+	for _, x := range r.throughput {
+		p("| %s | %d | %s | %.1f | %.1f | %s |", x.Strategy, x.Jobs, secs(x.Wall), x.PerSecond, x.CPU.Seconds()*1000/float64(x.Jobs), mib(x.PeakRSS))
+	}
+	p("")
+	p("Memory with %d jobs in flight per strategy (the vendor keeps them queued; each waits on a 10-minute timer or sleep):", c.InFlightJobs)
+	p("")
+	p("| strategy | jobs in flight | time to start them | RSS | peak RSS |")
+	p("| --- | --- | --- | --- | --- |")
+	for _, x := range r.inflight {
+		p("| %s | %d | %s | %s | %s |", x.Strategy, x.Jobs, secs(x.Wall), mib(x.RSS), mib(x.PeakRSS))
+	}
+	return b.String()
+}
+
+func (r *report) rateDeadline() time.Duration {
+	return time.Duration((float64(r.cfg.RateJobs)/float64(r.cfg.RateLimit) + 0.5) * float64(time.Minute))
+}
+
+// chart plots status calls per job against p95 latency, one series per
+// strategy.
+func (r *report) chart() ([]byte, error) {
+	var series []plot.Series
+	for _, strategy := range strategies {
+		s := plot.Series{Name: strategy, Dashed: strategy != stratOurs}
+		for _, x := range r.polling {
+			if x.Strategy != strategy || x.Detected == 0 || x.P95 <= 0 {
+				continue
+			}
+			label := x.Setting.String()
+			if strategy == stratOurs {
+				label = "P=" + label
+			}
+			s.Points = append(s.Points, plot.Point{X: x.Calls, Y: x.P95.Seconds(), Label: label})
+		}
+		if len(s.Points) > 0 {
+			series = append(series, s)
+		}
+	}
+	return plot.Chart{
+		Title:  "Status calls per job against p95 detection latency (lower left is better)",
+		XLabel: "status calls per job", YLabel: "p95 detection latency (s, vendor time)",
+		LogX: true, LogY: true,
+		Note:   fmt.Sprintf("%s; commit %s; %d jobs per point", machine(), commit(), r.cfg.LatencyJobs),
+		Series: series,
+	}.SVG()
+}
+
+// dominance says, for every fixed-interval point, whether one of our
+// settings needs fewer status calls per job with no worse p95 latency.
+func (r *report) dominance() []string {
+	var ours []pollRow
+	for _, x := range r.polling {
+		if x.Strategy == stratOurs && x.Detected == x.Jobs {
+			ours = append(ours, x)
+		}
+	}
+	var out []string
+	for _, x := range r.polling {
+		if x.Strategy == stratOurs {
+			continue
+		}
+		best := -1
+		for i, o := range ours {
+			if o.Calls < x.Calls && o.P95 <= x.P95 && (best < 0 || o.Calls < ours[best].Calls) {
+				best = i
+			}
+		}
+		if best < 0 {
+			out = append(out, fmt.Sprintf("%s every %s (%.1f calls, p95 %s): **not dominated** by any of our settings.", x.Strategy, x.Setting, x.Calls, secs(x.P95)))
+			continue
+		}
+		o := ours[best]
+		out = append(out, fmt.Sprintf("%s every %s (%.1f calls, p95 %s): dominated by ours at P=%s (%.1f calls, %.1fx fewer; p95 %s).",
+			x.Strategy, x.Setting, x.Calls, secs(x.P95), o.Setting, o.Calls, x.Calls/o.Calls, secs(o.P95)))
+	}
+	return out
+}

@@ -1,0 +1,540 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chamelaion-lipsync/worker/emulator"
+	"github.com/chamelaion-lipsync/worker/lipsync"
+	"github.com/chamelaion-lipsync/worker/workflows"
+)
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// benchMain runs every phase and writes the report.
+func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "a small run (about 6 minutes), to try the benchmark out")
+	out := fs.String("out", "docs/benchmarks.md", "write the Markdown report here (\"\" = print only)")
+	svg := fs.String("svg", "docs/benchmarks-latency.svg", "write the calls-versus-latency chart here (\"\" = none)")
+	inflight := fs.Int("inflight", 0, "jobs in flight per strategy in the memory phase (0 = 2,000; 200 with --quick)")
+	which := fs.String("strategies", "naive,timer,retry,ours", "the strategies of the throughput and memory phases")
+	only := fs.String("phases", "rate,polling,throughput,memory", "the phases to run, comma separated (a partial run writes no files)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	if *inflight > 0 {
+		cfg.InFlightJobs = *inflight
+	}
+	run := map[string]bool{}
+	for _, p := range strings.Split(*only, ",") {
+		run[strings.TrimSpace(p)] = true
+	}
+	partial := len(run) < 4 || *which != "naive,timer,retry,ours"
+	if partial {
+		*out, *svg = "", ""
+	}
+	started := time.Now()
+	b, err := newBench(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	failed := true
+	defer func() { b.close(failed) }()
+	for _, name := range strings.Split(*which, ",") {
+		for _, st := range strategies {
+			if shortName(st) == strings.TrimSpace(name) {
+				b.loadStrategies = append(b.loadStrategies, st)
+			}
+		}
+	}
+	r := &report{cfg: cfg, started: started, quick: *quick}
+	log.Info("rate phase: one batch per strategy, larger than the budget", "jobs", cfg.RateJobs, "limit_per_minute", cfg.RateLimit)
+	if run["rate"] {
+		if r.rate, err = b.ratePhase(ctx); err != nil {
+			return fmt.Errorf("rate phase: %w", err)
+		}
+	}
+	log.Info("rate phase done", "rows", fmt.Sprintf("%+v", r.rate))
+	log.Info("polling phase: every strategy at every interval on the same durations", "jobs", cfg.LatencyJobs)
+	if run["polling"] {
+		if r.polling, err = b.pollingPhase(ctx); err != nil {
+			return fmt.Errorf("polling phase: %w", err)
+		}
+	}
+	log.Info("polling phase done", "rows", fmt.Sprintf("%+v", r.polling))
+	log.Info("throughput phase: instant emulator, no rate limit", "jobs", cfg.ThroughputJobs)
+	if run["throughput"] {
+		if r.throughput, err = b.throughputPhase(ctx); err != nil {
+			return fmt.Errorf("throughput phase: %w", err)
+		}
+	}
+	log.Info("throughput phase done", "rows", fmt.Sprintf("%+v", r.throughput))
+	log.Info("memory phase: jobs in flight waiting on timers", "jobs", cfg.InFlightJobs)
+	if run["memory"] {
+		if r.inflight, err = b.inFlightPhase(ctx); err != nil {
+			return fmt.Errorf("memory phase: %w", err)
+		}
+	}
+	failed = false
+	r.wall = time.Since(started)
+	md := r.markdown()
+	fmt.Println(md)
+	if *svg != "" {
+		chart, err := r.chart()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*svg, chart, 0o644); err != nil {
+			return err
+		}
+	}
+	if *out != "" {
+		return os.WriteFile(*out, []byte(md), 0o644)
+	}
+	return nil
+}
+
+// rateRow is one strategy's use of the submission budget.
+type rateRow struct {
+	Strategy          string
+	Jobs, Accepted    int
+	Lost              int // given up, never submitted
+	Span              time.Duration
+	PerMinute         float64
+	Use               float64
+	MaxRollingMinute  int
+	Generate, Limited int
+	Wall              time.Duration
+}
+
+// ratePhase runs one batch per strategy against a budget of RateLimit per
+// real minute: ours alone first (so that nothing else shares its CPU),
+// then the three others at once, each on its own account.
+func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
+	c := b.cfg
+	accounts := map[string]string{stratOurs: "rate-ours", stratNaive: "rate-naive", stratTimer: "rate-timer", stratRetry: "rate-retry"}
+	var names []string
+	for _, a := range accounts {
+		names = append(names, a)
+	}
+	model := c.workload(2)
+	emu, err := b.emulatorFor(names, c.RateLimit, &model, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer emu.close()
+	budgetMinutes := float64(c.RateJobs) / float64(c.RateLimit)
+	deadline := time.Duration((budgetMinutes + 0.5) * float64(time.Minute))
+	walls := map[string]time.Duration{}
+	lost := map[string]int{}
+
+	// Ours: a batch through the product's client, the worker's own
+	// CHAMELAION_RATE_LIMIT_PER_MINUTE set to the account's limit.
+	acct := accounts[stratOurs]
+	w, queue, err := b.oursWorker(ctx, acct, emu.url, fmt.Sprintf("CHAMELAION_RATE_LIMIT_PER_MINUTE=%d", c.RateLimit))
+	if err != nil {
+		return nil, err
+	}
+	defer w.stop()
+	var jobs []lipsync.Job
+	for i := range c.RateJobs {
+		r := ref(acct, i)
+		jobs = append(jobs, lipsync.Job{Video: mediaURL(r, "video"), Audio: mediaURL(r, "audio"), ReferenceID: r})
+	}
+	t0 := time.Now()
+	if _, err := lipsync.NewClient(b.ours, queue).SubmitBatch(ctx, lipsync.Batch{BatchID: "bench-rate", Jobs: jobs}); err != nil {
+		return nil, err
+	}
+	waitFor(ctx, deadline, func() bool { return len(jobsOf(emu.Jobs(), acct)) >= c.RateJobs })
+	walls[stratOurs] = time.Since(t0)
+	lost[stratOurs] = c.RateJobs - len(jobsOf(emu.Jobs(), acct))
+
+	// The others at once, each submitting everything at once as their
+	// sources show; they are stopped at the same deadline.
+	t1 := time.Now()
+	naive, err := b.naive(ctx, accounts[stratNaive], emu.url, naiveOptions{Jobs: c.RateJobs, Interval: c.scaled(10 * time.Second), Backoff: time.Second, Deadline: deadline})
+	if err != nil {
+		return nil, err
+	}
+	defer naive.stop()
+	var ids []string
+	for _, st := range []struct {
+		strategy, workflow string
+	}{{stratTimer, timerWorkflowName}, {stratRetry, retryWorkflowName}} {
+		acct := accounts[st.strategy]
+		swq, err := b.sampleQueue(ctx, acct, emu.url)
+		if err != nil {
+			return nil, err
+		}
+		if err := startAll(ctx, c.RateJobs, 0, func(i int) error {
+			return b.startSample(ctx, st.workflow, swq, acct, i, c.scaled(10*time.Second))
+		}); err != nil {
+			return nil, err
+		}
+		for i := range c.RateJobs {
+			ids = append(ids, "bench-"+ref(acct, i))
+		}
+	}
+	done := func(strategy string) bool { return len(jobsOf(emu.Jobs(), accounts[strategy])) >= c.RateJobs }
+	waitFor(ctx, deadline, func() bool { return done(stratTimer) && done(stratRetry) })
+	walls[stratTimer], walls[stratRetry] = time.Since(t1), time.Since(t1)
+	nres, err := b.naiveResult(naive)
+	if err != nil {
+		return nil, err
+	}
+	walls[stratNaive] = time.Since(t1)
+	lost[stratNaive] = nres.Lost
+	b.terminateOpen(ctx, ids)
+	b.stopSampleWorkers()
+
+	st := emu.Stats()
+	var rows []rateRow
+	for _, strategy := range strategies {
+		acct := accounts[strategy]
+		js := jobsOf(emu.Jobs(), acct)
+		row := rateRow{Strategy: strategy, Jobs: c.RateJobs, Accepted: len(js), Wall: walls[strategy]}
+		row.Lost = lost[strategy]
+		if strategy == stratTimer || strategy == stratRetry {
+			row.Lost = c.RateJobs - len(js) // still retrying at the deadline
+		}
+		var times []time.Time
+		for _, j := range js {
+			times = append(times, j.CreatedAt)
+		}
+		row.Span, row.PerMinute, row.MaxRollingMinute = rateOf(times)
+		row.Use = row.PerMinute / float64(c.RateLimit)
+		for _, q := range st.RequestsByAccount {
+			if q.Account == acct && q.Endpoint == emulator.EndpointGenerate {
+				row.Generate += q.Count
+				if q.Status == 429 {
+					row.Limited += q.Count
+				}
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// pollRow is one strategy at one setting on the shared workload.
+type pollRow struct {
+	Strategy string
+	Setting  time.Duration // poll interval, or our target latency (vendor time)
+	Jobs     int
+	Detected int
+	Calls    float64 // status reads per detected job
+	Median   time.Duration
+	P95      time.Duration // detection latency, vendor time
+	Events   float64       // history events per job (sum over runs)
+	MaxEvent int           // the longest job's history events
+}
+
+// pollingPhase runs every strategy at every setting at once, each on its
+// own account so each sees the same sequence of job durations.
+func (b *bench) pollingPhase(ctx context.Context) ([]pollRow, error) {
+	c := b.cfg
+	type config struct {
+		strategy string
+		setting  time.Duration
+		account  string
+		queue    string
+		naive    *proc
+	}
+	var cfgs []*config
+	var names []string
+	for _, strategy := range strategies {
+		for _, iv := range c.settings(strategy) {
+			acct := fmt.Sprintf("poll-%s-%s", shortName(strategy), iv)
+			cfgs = append(cfgs, &config{strategy: strategy, setting: iv, account: acct})
+			names = append(names, acct)
+		}
+	}
+	model := c.workload(1)
+	emu, err := b.emulatorFor(append(names, "poll-samples"), -1, &model, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer emu.close()
+	deadline := c.Arrivals + c.scaled(30*time.Minute) + 2*time.Minute
+	for _, cf := range cfgs {
+		switch cf.strategy {
+		case stratOurs:
+			w, q, err := b.oursWorker(ctx, cf.account, emu.url, "POLL_TARGET_LATENCY="+c.scaled(cf.setting).String())
+			if err != nil {
+				return nil, err
+			}
+			defer w.stop()
+			cf.queue = q
+		case stratTimer, stratRetry:
+			q, err := b.sampleQueue(ctx, cf.account, emu.url)
+			if err != nil {
+				return nil, err
+			}
+			cf.queue = q
+		}
+	}
+	defer b.stopSampleWorkers()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cfgs))
+	for _, cf := range cfgs {
+		if cf.strategy == stratNaive {
+			p, err := b.naive(ctx, cf.account, emu.url, naiveOptions{Jobs: c.LatencyJobs, Arrivals: c.Arrivals,
+				Interval: c.scaled(cf.setting), Backoff: c.scaled(time.Second), Deadline: deadline})
+			if err != nil {
+				return nil, err
+			}
+			cf.naive = p
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- startAll(ctx, c.LatencyJobs, c.Arrivals, func(i int) error {
+				switch cf.strategy {
+				case stratOurs:
+					return b.startOurs(ctx, cf.queue, cf.account, i)
+				case stratTimer:
+					return b.startSample(ctx, timerWorkflowName, cf.queue, cf.account, i, c.scaled(cf.setting))
+				default:
+					return b.startSample(ctx, retryWorkflowName, cf.queue, cf.account, i, c.scaled(cf.setting))
+				}
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	all := len(cfgs) * c.LatencyJobs
+	if !waitFor(ctx, deadline, func() bool {
+		n := 0
+		for _, cf := range cfgs {
+			n += detected(emu, cf.account)
+		}
+		return n >= all
+	}) {
+		b.log.Warn("polling phase: not every job was detected by the deadline")
+	}
+	var rows []pollRow
+	jobs := emu.Jobs()
+	for _, cf := range cfgs {
+		if cf.naive != nil {
+			if _, err := b.naiveResult(cf.naive); err != nil {
+				return nil, err
+			}
+		}
+		row := pollRow{Strategy: cf.strategy, Setting: cf.setting, Jobs: c.LatencyJobs}
+		var lat []time.Duration
+		reads := 0
+		for _, j := range jobsOf(jobs, cf.account) {
+			if j.FirstTerminalReadAt == nil {
+				continue
+			}
+			row.Detected++
+			reads += j.StatusReads
+			lat = append(lat, time.Duration(float64(j.FirstTerminalReadAt.Sub(j.FinishedAt))/c.Scale))
+		}
+		if row.Detected > 0 {
+			row.Calls = float64(reads) / float64(row.Detected)
+			row.Median, row.P95 = percentile(lat, 0.5), percentile(lat, 0.95)
+		}
+		if cf.strategy != stratNaive {
+			sum := 0
+			for i := range c.LatencyJobs {
+				id := "bench-" + ref(cf.account, i)
+				if cf.strategy == stratOurs {
+					id = workflows.WorkflowID(ref(cf.account, i))
+				}
+				n, err := historyEvents(ctx, b.plain, id)
+				if err != nil {
+					return nil, err
+				}
+				sum += n
+				row.MaxEvent = max(row.MaxEvent, n)
+			}
+			row.Events = float64(sum) / float64(c.LatencyJobs)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// loadRow is one strategy's orchestration cost.
+type loadRow struct {
+	Strategy  string
+	Jobs      int
+	Wall      time.Duration
+	PerSecond float64
+	CPU       time.Duration // process CPU time over the phase
+	PeakRSS   int64
+	RSS       int64 // resident memory at the end (in-flight phase)
+}
+
+// throughputPhase runs each strategy alone with jobs that finish at once
+// and no rate limit: how fast it moves jobs, at what CPU and memory cost.
+func (b *bench) throughputPhase(ctx context.Context) ([]loadRow, error) {
+	c := b.cfg
+	var rows []loadRow
+	for _, strategy := range b.loadStrategies {
+		acct := "tp-" + shortName(strategy)
+		emu, err := b.emulatorFor([]string{acct}, -1, nil, time.Nanosecond, time.Nanosecond)
+		if err != nil {
+			return nil, err
+		}
+		row, err := b.runLoad(ctx, strategy, acct, emu, c.ThroughputJobs, c.scaled(10*time.Second), func() bool {
+			return detected(emu, acct) >= c.ThroughputJobs
+		})
+		emu.close()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// inFlightPhase starts InFlightJobs per strategy that stay queued at the
+// vendor and measures each process's memory once all wait on timers.
+func (b *bench) inFlightPhase(ctx context.Context) ([]loadRow, error) {
+	c := b.cfg
+	var rows []loadRow
+	for _, strategy := range b.loadStrategies {
+		acct := "mem-" + shortName(strategy)
+		emu, err := b.emulatorFor([]string{acct}, -1, nil, 24*time.Hour, time.Nanosecond)
+		if err != nil {
+			return nil, err
+		}
+		row, err := b.runLoad(ctx, strategy, acct, emu, c.InFlightJobs, 10*time.Minute, func() bool {
+			return len(jobsOf(emu.Jobs(), acct)) >= c.InFlightJobs
+		})
+		emu.close()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// runLoad starts n jobs of one strategy as fast as they are taken and
+// waits for done; it measures the strategy's process.
+func (b *bench) runLoad(ctx context.Context, strategy, acct string, emu *emulatorServer, n int, interval time.Duration, done func() bool) (loadRow, error) {
+	row := loadRow{Strategy: strategy, Jobs: n}
+	var p *proc
+	var queue string
+	var err error
+	switch strategy {
+	case stratOurs:
+		p, queue, err = b.oursWorker(ctx, acct, emu.url, "POLL_INITIAL_INTERVAL="+interval.String(), "POLL_TARGET_LATENCY=0",
+			"CHAMELAION_RATE_LIMIT_PER_MINUTE=6000000", "CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE=6000000")
+	case stratTimer, stratRetry:
+		p, queue, err = b.strategyWorker(ctx, acct, emu.url)
+	}
+	if err != nil {
+		return row, err
+	}
+	before := usage{}
+	t0 := time.Now()
+	switch strategy {
+	case stratNaive:
+		p, err = b.naive(ctx, acct, emu.url, naiveOptions{Jobs: n, Interval: interval, Backoff: time.Second, Deadline: 30 * time.Minute})
+		if err != nil {
+			return row, err
+		}
+	default:
+		if before, err = p.usage(); err != nil {
+			return row, err
+		}
+		err = startAll(ctx, n, 0, func(i int) error {
+			switch strategy {
+			case stratOurs:
+				return b.startOurs(ctx, queue, acct, i)
+			case stratTimer:
+				return b.startSample(ctx, timerWorkflowName, queue, acct, i, interval)
+			default:
+				return b.startSample(ctx, retryWorkflowName, queue, acct, i, interval)
+			}
+		})
+		if err != nil {
+			p.stop()
+			return row, err
+		}
+	}
+	ok := waitFor(ctx, 15*time.Minute, done)
+	row.Wall = time.Since(t0)
+	if !ok {
+		p.stop()
+		return row, fmt.Errorf("%s: %w", strategy, errIncomplete)
+	}
+	row.PerSecond = float64(n) / row.Wall.Seconds()
+	// Let the last timers be set before measuring memory.
+	sleepUntil(ctx, time.Now().Add(3*time.Second))
+	after, err := p.usage()
+	if err != nil && strategy == stratNaive {
+		// The loop finished every job and exited: it reported its own use.
+		res, err := b.naiveResult(p)
+		if err != nil {
+			return row, err
+		}
+		row.CPU, row.PeakRSS = time.Duration(res.CPUSeconds*float64(time.Second)), res.MaxRSS
+		return row, nil
+	}
+	p.stop()
+	if err != nil {
+		return row, err
+	}
+	row.CPU, row.PeakRSS, row.RSS = after.CPU-before.CPU, after.PeakRSS, after.RSS
+	if strategy != stratNaive && strategy != stratOurs {
+		var ids []string
+		for i := range n {
+			ids = append(ids, "bench-"+ref(acct, i))
+		}
+		b.terminateOpen(ctx, ids)
+	}
+	return row, nil
+}
+
+// sampleQueue starts (once per account) a worker of the sample strategies
+// and returns its task queue.
+func (b *bench) sampleQueue(ctx context.Context, account, baseURL string) (string, error) {
+	p, q, err := b.strategyWorker(ctx, account, baseURL)
+	if err != nil {
+		return "", err
+	}
+	b.sampleProcs = append(b.sampleProcs, p)
+	return q, nil
+}
+
+func (b *bench) stopSampleWorkers() {
+	for _, p := range b.sampleProcs {
+		p.stop()
+	}
+	b.sampleProcs = nil
+}
+
+func shortName(strategy string) string {
+	switch strategy {
+	case stratNaive:
+		return "naive"
+	case stratTimer:
+		return "timer"
+	case stratRetry:
+		return "retry"
+	}
+	return "ours"
+}
