@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-.PHONY: run test faults bench bench-rate fuzz build emulator temporal-cli fmt vet clean
+.PHONY: run test faults bench bench-memory bench-rate fuzz build emulator temporal-cli fmt vet clean
 
 run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs
 	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
@@ -15,6 +15,9 @@ faults: ## the fault-injection suite alone, printing its table (FAULT_JOBS=2000 
 
 bench: ## this worker against the alternatives (about 15 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
 	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --out docs/benchmarks.md --svg docs/benchmarks-latency.svg
+
+bench-memory: ## the worker's memory with 10,000 jobs in flight (about 11 minutes): writes docs/benchmarks-memory.md
+	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --phases memory --strategies ours --inflight 10000 --out docs/benchmarks-memory.md
 
 bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 jobs
 	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) \

@@ -34,53 +34,59 @@ type benchConfig struct {
 	// (real time).
 	LatencyJobs int
 	Arrivals    time.Duration
-	// Intervals are the fixed poll intervals of the vendor loop; Samples
-	// those of the two Temporal samples; Targets our target latencies
-	// (all vendor time).
-	Intervals, SampleIntervals, Targets []time.Duration
+	// Intervals are the fixed poll intervals of the vendor loop and the
+	// timer sample; RetryIntervals those of the activity-retry sample;
+	// Targets our target latencies (all vendor time).
+	Intervals, RetryIntervals, Targets []time.Duration
 	// ThroughputJobs per strategy with an instant emulator; InFlightJobs
-	// per strategy waiting on timers.
-	ThroughputJobs, InFlightJobs int
+	// of ours waiting on timers; WarmupJobs completed before the polling
+	// phase, for our worker to learn from.
+	ThroughputJobs, InFlightJobs, WarmupJobs int
+	// MaxDuration caps a job's queue wait plus processing (vendor time).
+	MaxDuration time.Duration
 }
 
 func fullConfig() benchConfig {
 	return benchConfig{
-		Scale: 0.05, RateLimit: 600, RateJobs: 1200, LatencyJobs: 50, Arrivals: time.Minute,
-		Intervals:       []time.Duration{5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute},
-		SampleIntervals: []time.Duration{10 * time.Second, time.Minute},
-		Targets:         []time.Duration{4 * time.Second, 8 * time.Second, 25 * time.Second, 50 * time.Second},
-		ThroughputJobs:  500, InFlightJobs: 2000,
+		// Temporal fires no timer sooner than a second after it is set, so
+		// the shortest interval measured (5s) must be at least a second of
+		// real time: 4x faster than real time, not more.
+		Scale: 0.25, RateLimit: 300, RateJobs: 600, LatencyJobs: 50, Arrivals: time.Minute,
+		Intervals:      []time.Duration{5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute},
+		RetryIntervals: []time.Duration{10 * time.Second, time.Minute},
+		Targets:        []time.Duration{4 * time.Second, 8 * time.Second, 25 * time.Second, 50 * time.Second},
+		ThroughputJobs: 300, InFlightJobs: 1000, WarmupJobs: 60, MaxDuration: 20 * time.Minute,
 	}
 }
 
 func quickConfig() benchConfig {
 	c := fullConfig()
 	c.RateLimit, c.RateJobs, c.LatencyJobs, c.Arrivals = 120, 180, 20, 20*time.Second
-	c.ThroughputJobs, c.InFlightJobs = 100, 200
+	c.ThroughputJobs, c.InFlightJobs, c.WarmupJobs, c.MaxDuration = 100, 200, 30, 4*time.Minute
 	return c
 }
 
 // settings are the settings a strategy runs at in the polling phase.
 func (c benchConfig) settings(strategy string) []time.Duration {
 	switch strategy {
-	case stratNaive:
+	case stratNaive, stratTimer:
 		return c.Intervals
 	case stratOurs:
 		return c.Targets
 	}
-	return c.SampleIntervals
+	return c.RetryIntervals
 }
 
-// workload is the job durations of every phase with durations, in vendor
-// time before scaling: a queue wait that depends on the vendor's traffic
+// workload is the job durations of the polling phase, in vendor time
+// before scaling: a queue wait that depends on the vendor's traffic
 // (log-normal, median 75s, sigma 1.3) and a processing time that depends
-// on the video (log-normal, median 45s, sigma 0.3), at most 30 minutes in
-// all. The total's median is about 2 minutes.
+// on the video (log-normal, median 45s, sigma 0.3), at most MaxDuration in
+// all (20 minutes). The total's median is about 2 minutes.
 func (c benchConfig) workload(seed int64) emulator.DurationModel {
 	return emulator.DurationModel{
 		QueueMedian: 75 * time.Second, QueueSigma: 1.3,
 		ProcessingMedian: 45 * time.Second, ProcessingSigma: 0.3,
-		Max: 30 * time.Minute, Scale: c.Scale, Seed: seed,
+		Max: c.MaxDuration, Scale: c.Scale, Seed: seed,
 	}
 }
 

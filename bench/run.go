@@ -24,8 +24,8 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	quick := fs.Bool("quick", false, "a small run (about 6 minutes), to try the benchmark out")
 	out := fs.String("out", "docs/benchmarks.md", "write the Markdown report here (\"\" = print only)")
 	svg := fs.String("svg", "docs/benchmarks-latency.svg", "write the calls-versus-latency chart here (\"\" = none)")
-	inflight := fs.Int("inflight", 0, "jobs in flight per strategy in the memory phase (0 = 2,000; 200 with --quick)")
-	which := fs.String("strategies", "naive,timer,retry,ours", "the strategies of the throughput and memory phases")
+	inflight := fs.Int("inflight", 0, "jobs in flight in the memory phase (0 = 1,000; 200 with --quick)")
+	which := fs.String("strategies", "naive,timer,retry,ours", "the strategies of the rate and throughput phases")
 	only := fs.String("phases", "rate,polling,throughput,memory", "the phases to run, comma separated (a partial run writes no files)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -41,9 +41,16 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	for _, p := range strings.Split(*only, ",") {
 		run[strings.TrimSpace(p)] = true
 	}
-	partial := len(run) < 4 || *which != "naive,timer,retry,ours"
-	if partial {
-		*out, *svg = "", ""
+	// A partial run writes only the files it was explicitly given.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if len(run) < 4 || *which != "naive,timer,retry,ours" {
+		if !set["out"] {
+			*out = ""
+		}
+		if !set["svg"] || !run["polling"] {
+			*svg = ""
+		}
 	}
 	started := time.Now()
 	b, err := newBench(ctx, cfg, log)
@@ -60,6 +67,9 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	r := &report{cfg: cfg, started: started, quick: *quick}
+	if set["phases"] || set["strategies"] || set["inflight"] {
+		r.command = "go run ./bench " + strings.Join(args, " ")
+	}
 	log.Info("rate phase: one batch per strategy, larger than the budget", "jobs", cfg.RateJobs, "limit_per_minute", cfg.RateLimit)
 	if run["rate"] {
 		if r.rate, err = b.ratePhase(ctx); err != nil {
@@ -67,6 +77,12 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	log.Info("rate phase done", "rows", fmt.Sprintf("%+v", r.rate))
+	if run["polling"] {
+		log.Info("warm-up: completed jobs for our worker to learn from", "jobs", cfg.WarmupJobs)
+		if err := b.warmup(ctx); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	log.Info("polling phase: every strategy at every interval on the same durations", "jobs", cfg.LatencyJobs)
 	if run["polling"] {
 		if r.polling, err = b.pollingPhase(ctx); err != nil {
@@ -117,6 +133,8 @@ type rateRow struct {
 	MaxRollingMinute  int
 	Generate, Limited int
 	Wall              time.Duration
+	// PerFiveSeconds counts the accepted submissions in each 5 seconds.
+	PerFiveSeconds []int
 }
 
 // ratePhase runs one batch per strategy against a budget of RateLimit per
@@ -129,8 +147,10 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 	for _, a := range accounts {
 		names = append(names, a)
 	}
-	model := c.workload(2)
-	emu, err := b.emulatorFor(names, c.RateLimit, &model, 0, 0)
+	// Jobs of 1s queued and 1s processing: this phase is about
+	// submissions, and short jobs keep the status checks from competing
+	// with them for the dev server.
+	emu, err := b.emulatorFor(names, c.RateLimit, nil, time.Second, time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +162,14 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 
 	// Ours: a batch through the product's client, the worker's own
 	// CHAMELAION_RATE_LIMIT_PER_MINUTE set to the account's limit.
+	// Its own database: these short jobs are not the past the polling
+	// phase's worker should learn from.
+	db, err := b.s.pg.CreateDatabase(ctx, "lipsync_rate")
+	if err != nil {
+		return nil, err
+	}
 	acct := accounts[stratOurs]
-	w, queue, err := b.oursWorker(ctx, acct, emu.url, fmt.Sprintf("CHAMELAION_RATE_LIMIT_PER_MINUTE=%d", c.RateLimit))
+	w, queue, err := b.oursWorker(ctx, acct, emu.url, fmt.Sprintf("CHAMELAION_RATE_LIMIT_PER_MINUTE=%d", c.RateLimit), "DATABASE_URL="+db)
 	if err != nil {
 		return nil, err
 	}
@@ -160,9 +186,21 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 	waitFor(ctx, deadline, func() bool { return len(jobsOf(emu.Jobs(), acct)) >= c.RateJobs })
 	walls[stratOurs] = time.Since(t0)
 	lost[stratOurs] = c.RateJobs - len(jobsOf(emu.Jobs(), acct))
+	// Its last jobs finish before the others start.
+	waitFor(ctx, time.Minute, func() bool { return detected(emu, acct) >= len(jobsOf(emu.Jobs(), acct)) })
+	w.stop()
 
 	// The others at once, each submitting everything at once as their
 	// sources show; they are stopped at the same deadline.
+	others := 0
+	for _, st := range b.loadStrategies {
+		if st != stratOurs {
+			others++
+		}
+	}
+	if others == 0 {
+		return b.rateRows(emu, accounts, walls, lost), nil
+	}
 	t1 := time.Now()
 	naive, err := b.naive(ctx, accounts[stratNaive], emu.url, naiveOptions{Jobs: c.RateJobs, Interval: c.scaled(10 * time.Second), Backoff: time.Second, Deadline: deadline})
 	if err != nil {
@@ -199,9 +237,15 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 	b.terminateOpen(ctx, ids)
 	b.stopSampleWorkers()
 
+	return b.rateRows(emu, accounts, walls, lost), nil
+}
+
+// rateRows reads each strategy's submissions from the emulator.
+func (b *bench) rateRows(emu *emulatorServer, accounts map[string]string, walls map[string]time.Duration, lost map[string]int) []rateRow {
+	c := b.cfg
 	st := emu.Stats()
 	var rows []rateRow
-	for _, strategy := range strategies {
+	for _, strategy := range b.loadStrategies {
 		acct := accounts[strategy]
 		js := jobsOf(emu.Jobs(), acct)
 		row := rateRow{Strategy: strategy, Jobs: c.RateJobs, Accepted: len(js), Wall: walls[strategy]}
@@ -214,6 +258,7 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 			times = append(times, j.CreatedAt)
 		}
 		row.Span, row.PerMinute, row.MaxRollingMinute = rateOf(times)
+		row.PerFiveSeconds = perBucket(times, 5*time.Second)
 		row.Use = row.PerMinute / float64(c.RateLimit)
 		for _, q := range st.RequestsByAccount {
 			if q.Account == acct && q.Endpoint == emulator.EndpointGenerate {
@@ -225,7 +270,7 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 		}
 		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows
 }
 
 // pollRow is one strategy at one setting on the shared workload.
@@ -267,7 +312,7 @@ func (b *bench) pollingPhase(ctx context.Context) ([]pollRow, error) {
 		return nil, err
 	}
 	defer emu.close()
-	deadline := c.Arrivals + c.scaled(30*time.Minute) + 2*time.Minute
+	deadline := c.Arrivals + c.scaled(c.MaxDuration) + 2*time.Minute
 	for _, cf := range cfgs {
 		switch cf.strategy {
 		case stratOurs:
@@ -413,7 +458,7 @@ func (b *bench) throughputPhase(ctx context.Context) ([]loadRow, error) {
 func (b *bench) inFlightPhase(ctx context.Context) ([]loadRow, error) {
 	c := b.cfg
 	var rows []loadRow
-	for _, strategy := range b.loadStrategies {
+	for _, strategy := range []string{stratOurs} {
 		acct := "mem-" + shortName(strategy)
 		emu, err := b.emulatorFor([]string{acct}, -1, nil, 24*time.Hour, time.Nanosecond)
 		if err != nil {
@@ -440,7 +485,8 @@ func (b *bench) runLoad(ctx context.Context, strategy, acct string, emu *emulato
 	var err error
 	switch strategy {
 	case stratOurs:
-		p, queue, err = b.oursWorker(ctx, acct, emu.url, "POLL_INITIAL_INTERVAL="+interval.String(), "POLL_TARGET_LATENCY=0",
+		p, queue, err = b.oursWorker(ctx, acct, emu.url, "POLL_INITIAL_INTERVAL="+interval.String(),
+			"POLL_MAX_INTERVAL="+max(interval, b.cfg.scaled(time.Minute)).String(), "POLL_TARGET_LATENCY=0",
 			"CHAMELAION_RATE_LIMIT_PER_MINUTE=6000000", "CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE=6000000")
 	case stratTimer, stratRetry:
 		p, queue, err = b.strategyWorker(ctx, acct, emu.url)
@@ -537,4 +583,31 @@ func shortName(strategy string) string {
 		return "retry"
 	}
 	return "ours"
+}
+
+// warmup runs WarmupJobs through our worker with the polling phase's
+// processing times (another seed) and short queue waits, so that its
+// PostgreSQL holds past jobs to learn a poll plan from, as a worker in
+// service would.
+func (b *bench) warmup(ctx context.Context) error {
+	c := b.cfg
+	model := c.workload(2)
+	model.QueueMedian, model.QueueSigma = time.Second, 0
+	emu, err := b.emulatorFor([]string{"warmup"}, -1, &model, 0, 0)
+	if err != nil {
+		return err
+	}
+	defer emu.close()
+	w, queue, err := b.oursWorker(ctx, "warmup", emu.url)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	if err := startAll(ctx, c.WarmupJobs, 0, func(i int) error { return b.startOurs(ctx, queue, "warmup", i) }); err != nil {
+		return err
+	}
+	if !waitFor(ctx, 3*time.Minute, func() bool { return detected(emu, "warmup") >= c.WarmupJobs }) {
+		return errIncomplete
+	}
+	return nil
 }
