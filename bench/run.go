@@ -316,7 +316,11 @@ func (b *bench) pollingPhase(ctx context.Context) ([]pollRow, error) {
 	for _, cf := range cfgs {
 		switch cf.strategy {
 		case stratOurs:
-			w, q, err := b.oursWorker(ctx, cf.account, emu.url, "POLL_TARGET_LATENCY="+c.scaled(cf.setting).String())
+			// POLL_MAX_INTERVAL 2m rather than 1m: it caps the plan's
+			// gap while a job is queued, which at the largest target
+			// would otherwise be the cap, not the plan.
+			w, q, err := b.oursWorker(ctx, cf.account, emu.url, "POLL_TARGET_LATENCY="+c.scaled(cf.setting).String(),
+				"POLL_MAX_INTERVAL="+c.scaled(2*time.Minute).String())
 			if err != nil {
 				return nil, err
 			}

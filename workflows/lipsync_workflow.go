@@ -323,6 +323,9 @@ func (j *job) submit(ctx workflow.Context) error {
 	j.state.Adopted = res.Adopted
 	j.setStatus(ctx, "submitted")
 	j.state.SubmittedAt = workflow.Now(ctx)
+	if !res.Adopted {
+		j.state.SubmitAnsweredAt = res.SubmittedAt
+	}
 	j.state.NextPoll = j.state.Settings.Poll.Initial
 	j.publish(ctx)
 	workflow.GetLogger(ctx).Info("job submitted", "RequestId", res.RequestID, "Adopted", res.Adopted)
@@ -432,8 +435,9 @@ func (j *job) plan(ctx workflow.Context) {
 // nextWait is how long to wait before the next status check. On a plan:
 // while the vendor has not started the job, the plan's queued gap; once it
 // has, until the plan's next check, counted from the moment the vendor
-// started the job (the submission plus the queue wait the vendor reports,
-// so that neither clock's skew matters).
+// started the job (when the submission's answer arrived plus the queue
+// wait the vendor reports, so that the skew between the vendor's clock and
+// ours does not matter).
 func (j *job) nextWait(ctx workflow.Context) time.Duration {
 	p := j.state.Plan
 	if p == nil {
@@ -443,7 +447,13 @@ func (j *job) nextWait(ctx workflow.Context) time.Duration {
 	if started == nil || created == nil || j.state.SubmittedAt.IsZero() {
 		return p.QueuedWait()
 	}
-	anchor := j.state.SubmittedAt.Add(max(started.Sub(*created), 0))
+	created0 := j.state.SubmittedAt
+	if !j.state.SubmitAnsweredAt.IsZero() && j.state.SubmitAnsweredAt.Before(created0) {
+		// The answer's arrival is nearer the vendor's creation than the
+		// workflow task that followed it.
+		created0 = j.state.SubmitAnsweredAt
+	}
+	anchor := created0.Add(max(started.Sub(*created), 0))
 	elapsed := workflow.Now(ctx).Sub(anchor)
 	return max(p.Next(elapsed)-elapsed, time.Millisecond)
 }

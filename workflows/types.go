@@ -184,6 +184,10 @@ type JobState struct {
 	StartedAt         time.Time
 	SubmittedAt       time.Time
 	ProcessingStarted *time.Time
+	// SubmitAnsweredAt is when the vendor's answer to the submission
+	// arrived (the activity's clock; zero for an adopted request): the
+	// moment the vendor created the job, give or take half a round trip.
+	SubmitAnsweredAt time.Time `json:",omitempty"`
 	// VendorCreated is the vendor's created_at of the request: with
 	// ProcessingStarted it gives the queue wait on the vendor's own clock.
 	VendorCreated *time.Time `json:",omitempty"`
