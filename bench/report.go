@@ -270,10 +270,10 @@ func (r *report) chart() ([]byte, error) {
 		}
 	}
 	return plot.Chart{
-		Title:  "Status calls per job against p95 detection latency (lower left is better)",
+		Title:  "Status calls per job vs p95 detection latency",
 		XLabel: "status calls per job", YLabel: "p95 detection latency (s, vendor time)",
 		LogX: true, LogY: true,
-		Note:   fmt.Sprintf("%s; commit %s; %d jobs per point", machine(), commit(), r.cfg.LatencyJobs),
+		Note:   fmt.Sprintf("lower left is better; %d jobs per point; commit %s; %s", r.cfg.LatencyJobs, commit(), machine()),
 		Series: series,
 	}.SVG()
 }
