@@ -115,7 +115,9 @@ func commit() string {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+	// Changes to the documentation (where the report goes) do not change
+	// what was measured.
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs").Output(); err == nil && len(st) > 0 {
 		c += " (with uncommitted changes)"
 	}
 	return c
@@ -273,7 +275,7 @@ func (r *report) chart() ([]byte, error) {
 		Title:  "Status calls per job vs p95 detection latency",
 		XLabel: "status calls per job", YLabel: "p95 detection latency (s, vendor time)",
 		LogX: true, LogY: true,
-		Note:   fmt.Sprintf("lower left is better; %d jobs per point; commit %s; %s", r.cfg.LatencyJobs, commit(), machine()),
+		Note:   fmt.Sprintf("lower left is better; %d jobs per point; commit %s; %d cores", r.cfg.LatencyJobs, commit(), runtime.NumCPU()),
 		Series: series,
 	}.SVG()
 }
@@ -303,7 +305,7 @@ func (r *report) dominance() []string {
 			continue
 		}
 		o := ours[best]
-		out = append(out, fmt.Sprintf("%s every %s (%.1f calls, p95 %s): dominated by ours at P=%s (%.1f calls, %.1fx fewer; p95 %s).",
+		out = append(out, fmt.Sprintf("%s every %s (%.1f calls, p95 %s): dominated by ours at P=%s (%.1f calls, %.2fx fewer; p95 %s).",
 			x.Strategy, x.Setting, x.Calls, secs(x.P95), o.Setting, o.Calls, x.Calls/o.Calls, secs(o.P95)))
 	}
 	return out
