@@ -115,9 +115,9 @@ func commit() string {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(out))
-	// Changes to the documentation (where the report goes) do not change
-	// what was measured.
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs").Output(); err == nil && len(st) > 0 {
+	// Only changes to the code change what was measured (the report
+	// itself goes to docs/).
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", "*.go", "go.mod", "go.sum", "*.sql").Output(); err == nil && len(st) > 0 {
 		c += " (with uncommitted changes)"
 	}
 	return c
