@@ -13,10 +13,10 @@ faults: ## the fault-injection suite alone, printing its table (FAULT_JOBS=2000 
 	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) LIPSYNC_FAULT_JOBS=$${FAULT_JOBS:-200} \
 		go test -tags integration -count=1 -timeout 3h -run TestFaults -v ./integration/ 2>&1 | grep -E '^\s*(\||---|ok|FAIL|PASS)'
 
-bench: ## this worker against the alternatives (about 15 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
+bench: ## this worker against the alternatives (about 12 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
 	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --out docs/benchmarks.md --svg docs/benchmarks-latency.svg
 
-bench-memory: ## the worker's memory with 10,000 jobs in flight (about 11 minutes): writes docs/benchmarks-memory.md
+bench-memory: ## the worker's memory with 10,000 jobs in flight (about 10 minutes): writes docs/benchmarks-memory.md
 	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --phases memory --strategies ours --inflight 10000 --out docs/benchmarks-memory.md
 
 bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 jobs

@@ -71,37 +71,41 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 		r.command = "go run ./bench " + strings.Join(args, " ")
 	}
 	log.Info("rate phase: one batch per strategy, larger than the budget", "jobs", cfg.RateJobs, "limit_per_minute", cfg.RateLimit)
-	if run["rate"] {
-		if r.rate, err = b.ratePhase(ctx); err != nil {
-			return fmt.Errorf("rate phase: %w", err)
-		}
+	phases := []struct {
+		name, about string
+		size        int
+		run         func() error
+	}{
+		{"rate", "rate phase: one batch per strategy, larger than the budget", cfg.RateJobs, func() (err error) {
+			r.rate, err = b.ratePhase(ctx)
+			return err
+		}},
+		{"polling", "polling phase: every strategy at every setting on the same durations", cfg.LatencyJobs, func() (err error) {
+			if err := b.warmup(ctx); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+			r.polling, err = b.pollingPhase(ctx)
+			return err
+		}},
+		{"throughput", "throughput phase: instant emulator, no rate limit", cfg.ThroughputJobs, func() (err error) {
+			r.throughput, err = b.throughputPhase(ctx)
+			return err
+		}},
+		{"memory", "memory phase: jobs in flight waiting on timers", cfg.InFlightJobs, func() (err error) {
+			r.inflight, err = b.inFlightPhase(ctx)
+			return err
+		}},
 	}
-	log.Info("rate phase done", "rows", fmt.Sprintf("%+v", r.rate))
-	if run["polling"] {
-		log.Info("warm-up: completed jobs for our worker to learn from", "jobs", cfg.WarmupJobs)
-		if err := b.warmup(ctx); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
+	for _, ph := range phases {
+		if !run[ph.name] {
+			continue
 		}
-	}
-	log.Info("polling phase: every strategy at every interval on the same durations", "jobs", cfg.LatencyJobs)
-	if run["polling"] {
-		if r.polling, err = b.pollingPhase(ctx); err != nil {
-			return fmt.Errorf("polling phase: %w", err)
+		t := time.Now()
+		log.Info(ph.about, "jobs", ph.size)
+		if err := ph.run(); err != nil {
+			return fmt.Errorf("%s phase: %w", ph.name, err)
 		}
-	}
-	log.Info("polling phase done", "rows", fmt.Sprintf("%+v", r.polling))
-	log.Info("throughput phase: instant emulator, no rate limit", "jobs", cfg.ThroughputJobs)
-	if run["throughput"] {
-		if r.throughput, err = b.throughputPhase(ctx); err != nil {
-			return fmt.Errorf("throughput phase: %w", err)
-		}
-	}
-	log.Info("throughput phase done", "rows", fmt.Sprintf("%+v", r.throughput))
-	log.Info("memory phase: jobs in flight waiting on timers", "jobs", cfg.InFlightJobs)
-	if run["memory"] {
-		if r.inflight, err = b.inFlightPhase(ctx); err != nil {
-			return fmt.Errorf("memory phase: %w", err)
-		}
+		log.Info(ph.name+" phase done", "took", time.Since(t).Round(time.Second))
 	}
 	failed = false
 	r.wall = time.Since(started)
