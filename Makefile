@@ -16,7 +16,7 @@ faults: ## the fault-injection suite alone, printing its table (FAULT_JOBS=2000 
 bench: ## this worker against the alternatives (about 12 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
 	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --out docs/benchmarks.md --svg docs/benchmarks-latency.svg
 
-bench-memory: ## the worker's memory with 10,000 jobs in flight (about 10 minutes): writes docs/benchmarks-memory.md
+bench-memory: ## the worker's memory with 10,000 jobs in flight (about 9 minutes): writes docs/benchmarks-memory.md
 	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --phases memory --strategies ours --inflight 10000 --out docs/benchmarks-memory.md
 
 bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 jobs

@@ -17,6 +17,7 @@ type report struct {
 	cfg        benchConfig
 	quick      bool
 	command    string // the command line, when not the default
+	commit     string // the commit measured, read when the run started
 	started    time.Time
 	wall       time.Duration
 	rate       []rateRow
@@ -152,7 +153,7 @@ func (r *report) markdown() string {
 	p("# Benchmarks: this worker against the alternatives")
 	p("")
 	p("Measured side by side in one run of `%s` on %s, commit %s, %s; the run took %s.",
-		cmd, machine(), commit(), r.started.UTC().Format("2006-01-02 15:04 MST"), r.wall.Round(time.Second))
+		cmd, machine(), r.commit, r.started.UTC().Format("2006-01-02 15:04 MST"), r.wall.Round(time.Second))
 	p("Every strategy runs in its own process against the same emulator, Temporal dev server (CLI v1.5.1) and PostgreSQL 15.")
 	p("Time is scaled: in the polling, throughput and memory phases jobs and poll intervals run %g times faster than the vendor's (a 2-minute job takes %s; not faster, because Temporal fires no timer sooner than one second after it is set, and the shortest interval compared, 5 s, must stay above that); latencies and settings below are in vendor time.",
 		1/c.Scale, c.scaled(2*time.Minute))
@@ -237,7 +238,7 @@ func (r *report) inflightSection(p func(string, ...any)) {
 	c := r.cfg
 	p("## 6. Memory with jobs in flight")
 	p("")
-	p("This worker with %d jobs in flight: the vendor keeps them queued and each waits on a 10-minute timer (`POLL_INITIAL_INTERVAL=10m`). The time to start them is bound by the dev server, which persists to SQLite through one connection (about one core). `make bench-memory` runs the same with 10,000 jobs (about 12 minutes).", c.InFlightJobs)
+	p("This worker with %d jobs in flight: the vendor keeps them queued and each waits on a 10-minute timer (`POLL_INITIAL_INTERVAL=10m`). The time to start them is bound by the dev server, which persists to SQLite through one connection (about one core). `make bench-memory` runs the same with 10,000 jobs (about 9 minutes).", c.InFlightJobs)
 	p("")
 	p("| strategy | jobs in flight | time to start them | RSS | peak RSS |")
 	p("| --- | --- | --- | --- | --- |")
@@ -275,7 +276,7 @@ func (r *report) chart() ([]byte, error) {
 		Title:  "Status calls per job vs p95 detection latency",
 		XLabel: "status calls per job", YLabel: "p95 detection latency (s, vendor time)",
 		LogX: true, LogY: true,
-		Note:   fmt.Sprintf("lower left is better; %d jobs per point; commit %s; %d cores", r.cfg.LatencyJobs, commit(), runtime.NumCPU()),
+		Note:   fmt.Sprintf("lower left is better; %d jobs per point; commit %s; %d cores", r.cfg.LatencyJobs, r.commit, runtime.NumCPU()),
 		Series: series,
 	}.SVG()
 }

@@ -66,7 +66,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 			}
 		}
 	}
-	r := &report{cfg: cfg, started: started, quick: *quick}
+	r := &report{cfg: cfg, started: started, quick: *quick, commit: commit()}
 	if set["phases"] || set["strategies"] || set["inflight"] {
 		r.command = "go run ./bench " + strings.Join(args, " ")
 	}
