@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -222,7 +223,7 @@ func (b *bench) naiveResult(p *proc) (naiveResult, error) {
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
 			var r naiveResult
-			err := jsonUnmarshal(rest, &r)
+			err := json.Unmarshal([]byte(rest), &r)
 			return r, err
 		}
 	}

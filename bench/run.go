@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 	"github.com/chamelaion-lipsync/worker/lipsync"
 	"github.com/chamelaion-lipsync/worker/workflows"
 )
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
 // benchMain runs every phase and writes the report.
 func benchMain(ctx context.Context, log *slog.Logger, args []string) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/chamelaion-lipsync/worker/emulator"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
+	"github.com/chamelaion-lipsync/worker/internal/readyline"
 )
 
 // stack is the real parts every phase runs against: PostgreSQL, the
@@ -123,18 +123,7 @@ func (s *stack) startProc(ctx context.Context, name, bin string, env []string, r
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); _ = pw.Close(); _ = logFile.Close(); close(p.done) }()
-	found := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), ready) {
-				close(found)
-				signalled = true
-			}
-		}
-	}()
+	found := readyline.Watch(pr, ready)
 	select {
 	case <-found:
 		return p, nil

@@ -8,7 +8,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
+	"github.com/chamelaion-lipsync/worker/internal/readyline"
 )
 
 // apiKey is the emulator's token; the tests grep for it where it must
@@ -162,19 +162,7 @@ func (s *stack) start(ctx context.Context, name string, env []string, ready stri
 			t.Logf("--- %s log tail ---\n%s", name, tail)
 		}
 	})
-	found := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), ready) {
-				close(found)
-				signalled = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
+	found := readyline.Watch(pr, ready)
 	select {
 	case <-found:
 	case <-time.After(60 * time.Second):

@@ -54,15 +54,7 @@ func TestServesUntilCanceled(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-key", "k-SECRET=demo"}, &stdout, &stderr)
 	}()
-	var base string
-	require.Eventually(t, func() bool {
-		line := stdout.String()
-		if !strings.HasPrefix(line, "emulator listening on ") {
-			return false
-		}
-		base = strings.TrimSpace(strings.TrimPrefix(line, "emulator listening on "))
-		return true
-	}, 5*time.Second, 10*time.Millisecond)
+	base := listeningURL(t, &stdout)
 	req, _ := http.NewRequest("GET", base+"/v1/users/me", nil)
 	req.Header.Set("x-api-key", "k-SECRET")
 	resp, err := http.DefaultClient.Do(req)
@@ -141,6 +133,13 @@ func serve(t *testing.T, args ...string) string {
 		cancel()
 		require.NoError(t, <-done)
 	})
+	return listeningURL(t, &stdout)
+}
+
+// listeningURL waits for the command's "listening on" line and returns the
+// URL it names.
+func listeningURL(t *testing.T, stdout *syncBuffer) string {
+	t.Helper()
 	var base string
 	require.Eventually(t, func() bool {
 		line := stdout.String()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chamelaion-lipsync/worker/internal/readyline"
 )
 
 // processes are the child processes the stack started; stopAll ends them.
@@ -44,19 +45,7 @@ func (p *processes) start(ctx context.Context, path string, env []string, logPat
 		logFile.Close()
 		exited <- err
 	}()
-	found := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), ready) {
-				signalled = true
-				close(found)
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
+	found := readyline.Watch(pr, ready)
 	select {
 	case <-found:
 		return nil
