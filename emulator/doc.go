@@ -56,6 +56,8 @@
 //	    answers nothing until the client gives up)
 //	{"reference_id":"ep-6","status_faults":[500,{"status":0,"delay":"10s"}]}
 //	    the first status read fails with 500, the second is 10 s slow
+//	{"reference_id":"ep-7","reject_submits":400}
+//	    every submission is refused with 400, however often it is retried
 //
 // A fault is a bare status or {"status", "body", "content_type", "headers",
 // "delay"}; without a body it carries the documented body of its status.

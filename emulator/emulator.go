@@ -709,6 +709,11 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, token string, 
 			return
 		}
 		e.mu.Lock()
+	} else if sc != nil && sc.RejectSubmits != nil {
+		f := *sc.RejectSubmits
+		e.mu.Unlock()
+		e.applyFault(w, r, f)
+		return
 	}
 	if sub.problem != "" {
 		e.mu.Unlock()

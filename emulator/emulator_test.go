@@ -304,6 +304,24 @@ func TestScenarioFaultsAreConsumedInOrder(t *testing.T) {
 	require.Contains(t, body["error"], "lose_mode")
 }
 
+func TestRejectedSubmissionsStayRejected(t *testing.T) {
+	f := newFixture(t, emulator.Config{})
+	status, _, _ := f.do("PUT", "/_emulator/scenarios", nil, strings.NewReader(`{"reference_id":"bad","submit_faults":[503],"reject_submits":{"status":400,"body":"{\"error\":\"expected exactly one video input\"}"}}`))
+	require.Equal(t, 204, status)
+	status, _, _ = f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("bad"))
+	require.Equal(t, 503, status, "the submit faults come first")
+	for range 3 {
+		status, body, _ := f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("bad"))
+		require.Equal(t, 400, status, "however often it is sent")
+		require.Equal(t, "expected exactly one video input", body["error"])
+	}
+	require.Zero(t, f.emu.Stats().JobsByReferenceID["bad"])
+
+	status, body, _ := f.do("PUT", "/_emulator/scenarios", nil, strings.NewReader(`{"reference_id":"x","reject_submits":{"delay":"1s"}}`))
+	require.Equal(t, 400, status)
+	require.Contains(t, body["error"], "reject_submits")
+}
+
 func TestLostResponsesCreateTheJob(t *testing.T) {
 	for _, mode := range []string{"reset", "hang"} {
 		t.Run(mode, func(t *testing.T) {

@@ -17,6 +17,11 @@ type Scenario struct {
 	// SubmitFaults answer the first generation calls with this
 	// reference_id, before any job is created.
 	SubmitFaults []Fault `json:"submit_faults,omitempty"`
+	// RejectSubmits, after the SubmitFaults, answers every further
+	// generation call with this reference_id: a request the API refuses
+	// however often it is sent (a 400), where a used-up fault would let a
+	// retry that was never meant to happen succeed.
+	RejectSubmits *Fault `json:"reject_submits,omitempty"`
 	// LoseResponses: after the faults, the next N generation calls create
 	// the job but their answer never arrives.
 	LoseResponses int `json:"lose_responses,omitempty"`
@@ -54,6 +59,9 @@ func (s Scenario) validate() error {
 	}
 	if s.LoseResponses < 0 {
 		return fmt.Errorf("scenario %s: lose_responses must not be negative", s.ReferenceID)
+	}
+	if r := s.RejectSubmits; r != nil && r.Status < 400 {
+		return fmt.Errorf("scenario %s: reject_submits needs an error status (4xx or 5xx)", s.ReferenceID)
 	}
 	for _, list := range [][]Fault{s.SubmitFaults, s.StatusFaults, s.ListFaults} {
 		for _, f := range list {

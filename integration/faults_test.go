@@ -207,7 +207,9 @@ func TestFaults(t *testing.T) {
 func runFaultScenario(t *testing.T, f *faultStack, jobs *lipsync.Client, conn *pgxpool.Pool, prefix string, sc faultScenario, n int, bin string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	// One job in twenty-five fails permanently (400 or vendor-failed).
+	// One job in twenty-five fails permanently: a 400 on every submission (as
+	// a bad request gets, even when a worker dies before recording the first)
+	// or a vendor-failed job.
 	permanent := map[string]string{}
 	var scen []string
 	for i := range n {
@@ -215,7 +217,7 @@ func runFaultScenario(t *testing.T, f *faultStack, jobs *lipsync.Client, conn *p
 		switch {
 		case i%50 == 7:
 			permanent[ref] = "BadRequest"
-			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"submit_faults":[400]}`, ref))
+			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"reject_submits":400}`, ref))
 		case i%50 == 31:
 			permanent[ref] = "JobFailed"
 			scen = append(scen, fmt.Sprintf(`{"reference_id":%q,"outcome":"failed"}`, ref))
