@@ -317,9 +317,11 @@ func TestRejectedSubmissionsStayRejected(t *testing.T) {
 	}
 	require.Zero(t, f.emu.Stats().JobsByReferenceID["bad"])
 
-	status, body, _ := f.do("PUT", "/_emulator/scenarios", nil, strings.NewReader(`{"reference_id":"x","reject_submits":{"delay":"1s"}}`))
-	require.Equal(t, 400, status)
-	require.Contains(t, body["error"], "reject_submits")
+	for _, bad := range []string{`{"delay":"1s"}`, `200`, `600`} {
+		status, body, _ := f.do("PUT", "/_emulator/scenarios", nil, strings.NewReader(`{"reference_id":"x","reject_submits":`+bad+`}`))
+		require.Equal(t, 400, status, bad)
+		require.Contains(t, body["error"], "reject_submits", bad)
+	}
 }
 
 func TestLostResponsesCreateTheJob(t *testing.T) {

@@ -60,7 +60,7 @@ func (s Scenario) validate() error {
 	if s.LoseResponses < 0 {
 		return fmt.Errorf("scenario %s: lose_responses must not be negative", s.ReferenceID)
 	}
-	if r := s.RejectSubmits; r != nil && r.Status < 400 {
+	if r := s.RejectSubmits; r != nil && (r.Status < 400 || r.Status > 599) {
 		return fmt.Errorf("scenario %s: reject_submits needs an error status (4xx or 5xx)", s.ReferenceID)
 	}
 	for _, list := range [][]Fault{s.SubmitFaults, s.StatusFaults, s.ListFaults} {
