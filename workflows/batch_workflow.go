@@ -800,32 +800,3 @@ func (b *batch) details(p BatchProgress) string {
 	}
 	return s.String()
 }
-
-// storeActivityOptions are the options of the database activities.
-func storeActivityOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
-		},
-	})
-}
-
-// notifyActivityOptions are the options of NotifyHuman: retried, bounded,
-// never blocking the workflow for long.
-func notifyActivityOptions(ctx workflow.Context, notifyTimeout time.Duration) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    notifyTimeout + 5*time.Second,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        2 * time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			MaximumAttempts:        8,
-			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
-		},
-	})
-}

@@ -254,28 +254,6 @@ func (j *job) status() JobStatus {
 // a is the nil receiver through which activities are named.
 var a *activities.Activities
 
-func (j *job) storeOptions(ctx workflow.Context) workflow.Context {
-	return storeActivityOptions(ctx)
-}
-
-func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Context {
-	s := j.state.Settings
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: taskQueue,
-		// A retried submission may wait one request timeout for an
-		// earlier request to land, then take two requests (look for it,
-		// then create), plus a database write.
-		StartToCloseTimeout:    3*s.RequestTimeout + 15*time.Second,
-		ScheduleToCloseTimeout: s.RetryMaxElapsed,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        s.RetryInitial,
-			BackoffCoefficient:     2,
-			MaximumInterval:        s.RetryMax,
-			NonRetryableErrorTypes: activities.PermanentErrorTypes(),
-		},
-	})
-}
-
 func (j *job) record(ctx workflow.Context) error {
 	err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordJob, activities.RecordJobInput{
 		WorkflowID:  j.workflowID,

@@ -1,0 +1,64 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/chamelaion-lipsync/worker/activities"
+)
+
+// The activity options both workflows use, in one place: the database
+// activities, the notification, and the API calls.
+
+// storeActivityOptions are the options of the database activities.
+func storeActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+}
+
+// notifyActivityOptions are the options of NotifyHuman: retried, bounded,
+// never blocking the workflow for long.
+func notifyActivityOptions(ctx workflow.Context, notifyTimeout time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    notifyTimeout + 5*time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        8,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+}
+
+func (j *job) storeOptions(ctx workflow.Context) workflow.Context {
+	return storeActivityOptions(ctx)
+}
+
+func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Context {
+	s := j.state.Settings
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue: taskQueue,
+		// A retried submission may wait one request timeout for an
+		// earlier request to land, then take two requests (look for it,
+		// then create), plus a database write.
+		StartToCloseTimeout:    3*s.RequestTimeout + 15*time.Second,
+		ScheduleToCloseTimeout: s.RetryMaxElapsed,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        s.RetryInitial,
+			BackoffCoefficient:     2,
+			MaximumInterval:        s.RetryMax,
+			NonRetryableErrorTypes: activities.PermanentErrorTypes(),
+		},
+	})
+}
