@@ -92,6 +92,7 @@ type Emulator struct {
 	byAccount  map[accountRequestKey]int
 	lost       int
 	rateLimits int
+	requestLog []RequestRecord
 }
 
 // job is one job. Its Go field names are the state file's JSON keys.
@@ -217,6 +218,7 @@ func (e *Emulator) resetLocked() {
 	e.requests = make(map[requestKey]int)
 	e.byAccount = make(map[accountRequestKey]int)
 	e.lost, e.rateLimits = 0, 0
+	e.requestLog = nil
 }
 
 // SetScenario installs (or replaces) the scenario of a reference_id.
@@ -383,6 +385,9 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("GET /_emulator/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.Stats())
 	})
+	mux.HandleFunc("GET /_emulator/requests", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]RequestRecord{"requests": e.Requests(r.URL.Query().Get("reference_id"))})
+	})
 	mux.HandleFunc("GET /_emulator/jobs", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string][]JobRecord{"jobs": e.Jobs()})
 	})
@@ -438,6 +443,8 @@ func (e *Emulator) putScenarios(w http.ResponseWriter, r *http.Request) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// ref is the reference_id the request names, for the request log.
+	ref string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -464,6 +471,7 @@ func (e *Emulator) instrument(endpoint string, auth bool, h func(http.ResponseWr
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
+		arrived := e.cfg.Clock()
 		account := e.accountName(r)
 		defer func() {
 			v := recover()
@@ -474,6 +482,10 @@ func (e *Emulator) instrument(endpoint string, auth bool, h func(http.ResponseWr
 			e.mu.Lock()
 			e.requests[requestKey{endpoint, status}]++
 			e.byAccount[accountRequestKey{account, endpoint, status}]++
+			if endpoint != EndpointHealth {
+				e.logRequestLocked(RequestRecord{At: arrived.UTC(), Endpoint: endpoint, ReferenceID: rec.ref, Status: status,
+					RetryAfter: rec.Header().Get("Retry-After")})
+			}
 			e.mu.Unlock()
 			e.log.Info("request", "endpoint", endpoint, "status", status, "duration", time.Since(start))
 			if v != nil {
@@ -606,6 +618,7 @@ func (e *Emulator) generate(w http.ResponseWriter, r *http.Request, token string
 			}
 		}
 	}
+	setReferenceID(w, sub.referenceID)
 	e.create(w, r, token, sub)
 }
 
@@ -663,6 +676,7 @@ func (e *Emulator) generateWithMedia(w http.ResponseWriter, r *http.Request, tok
 			break
 		}
 	}
+	setReferenceID(w, sub.referenceID)
 	switch {
 	case sub.problem != "":
 	case !hasVideo:
@@ -831,6 +845,7 @@ func (e *Emulator) getRequest(w http.ResponseWriter, r *http.Request, token stri
 	if j != nil {
 		ref = j.ReferenceID
 	}
+	setReferenceID(w, ref)
 	if sc := e.scenarios[ref]; sc != nil && sc.statusUsed < len(sc.StatusFaults) {
 		f := sc.StatusFaults[sc.statusUsed]
 		sc.statusUsed++
@@ -881,6 +896,7 @@ func (e *Emulator) listRequests(w http.ResponseWriter, r *http.Request, token st
 		}
 	}
 	ref := q.Get("reference_id")
+	setReferenceID(w, ref)
 	now := e.cfg.Clock()
 	e.mu.Lock()
 	if sc := e.scenarios[ref]; ref != "" && sc != nil && sc.listUsed < len(sc.ListFaults) {
