@@ -408,3 +408,87 @@ func TestPollPlanIsLearnedFromPastJobs(t *testing.T) {
 	require.Equal(t, 2, done.StatusChecks)
 	require.Less(t, done.FinishedAt.Sub(done.SubmittedAt), 90*time.Second)
 }
+
+// TestARetriedSubmissionWaitsOnlyWhenItsRequestMayStillLand: the wait
+// before looking for an earlier attempt's request (SubmitSettle) is for
+// answers that may have been lost after the request landed. After a 429
+// nothing was created: the next attempt sends when the server advised,
+// without waiting and without looking. After a 503 the server answered, so
+// whatever it did is done: the next attempt looks at once, without
+// waiting. After a lost answer it waits, then adopts.
+func TestARetriedSubmissionWaitsOnlyWhenItsRequestMayStillLand(t *testing.T) {
+	const settle = 3 * time.Second
+	cases := []struct {
+		name     string
+		scenario emulator.Scenario
+		looks    int
+		waits    bool
+	}{
+		{"429 with Retry-After", emulator.Scenario{SubmitFaults: []emulator.Fault{{Status: 429, Headers: map[string]string{"Retry-After": "2"}}}}, 0, false},
+		{"503", emulator.Scenario{SubmitFaults: []emulator.Fault{{Status: 503}}}, 1, false},
+		{"lost answer", emulator.Scenario{LoseResponses: 1}, 1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.acts.SubmitSettle = settle
+			tc.scenario.ReferenceID = "advised"
+			require.NoError(t, f.emu.SetScenario(tc.scenario))
+			start := time.Now()
+			res, err := f.run("advised")
+			took := time.Since(start)
+			require.NoError(t, err)
+			require.Equal(t, "completed", res.Status)
+			require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["advised"], "exactly one vendor job")
+			var gen []emulator.RequestRecord
+			looks := 0
+			for _, r := range f.emu.Requests("advised") {
+				switch r.Endpoint {
+				case emulator.EndpointGenerate:
+					gen = append(gen, r)
+				case emulator.EndpointListRequests:
+					looks++
+				}
+			}
+			require.Equal(t, tc.looks, looks, "lookups of an earlier request")
+			if tc.waits {
+				require.GreaterOrEqual(t, took, settle, "a lost answer's request may still land: the retry waits before it looks")
+				return
+			}
+			require.Less(t, took, settle, "the retry did not wait for a request that cannot be landing")
+			require.Len(t, gen, 2)
+			if tc.scenario.SubmitFaults[0].Status == 429 {
+				require.Equal(t, 2*time.Second, gen[1].At.Sub(gen[0].At), "sent exactly when the server advised")
+			}
+		})
+	}
+}
+
+func TestLandingOfEachFailure(t *testing.T) {
+	api := func(status int) error {
+		return &chamelaion.APIError{Endpoint: "POST /v1/lipsync/generate", StatusCode: status, Message: "x"}
+	}
+	cases := []struct {
+		name string
+		err  error
+		want activities.Landing
+	}{
+		{"429", api(429), activities.NothingCreated},
+		{"408", api(408), activities.NothingCreated},
+		{"400", api(400), activities.NothingCreated},
+		{"412", api(412), activities.NothingCreated},
+		{"500", api(500), activities.MayHaveCreated},
+		{"503", api(503), activities.MayHaveCreated},
+		{"502", api(502), activities.MayStillLand},
+		{"504", api(504), activities.MayStillLand},
+		{"timeout", &chamelaion.TransportError{Endpoint: "POST", Timeout: true, Reason: "no answer before the request timeout"}, activities.MayStillLand},
+		{"reset", &chamelaion.TransportError{Endpoint: "POST", Reason: "connection reset by the server"}, activities.MayStillLand},
+		{"refused", &chamelaion.TransportError{Endpoint: "POST", Reason: "connection refused"}, activities.NothingCreated},
+		{"unknown host", &chamelaion.TransportError{Endpoint: "POST", Reason: "cannot resolve host api.example"}, activities.NothingCreated},
+		{"untrusted 2xx", &chamelaion.ResponseError{Endpoint: "POST", StatusCode: 200, Reason: "unparsable JSON"}, activities.MayHaveCreated},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, activities.LandingOf(tc.err), "%s (client error)", tc.name)
+		require.Equal(t, tc.want, activities.LandingOf(activities.ClassifiedError("submit", tc.err)), "%s (activity error)", tc.name)
+	}
+}

@@ -30,6 +30,10 @@ type ErrorDetails struct {
 	Message string
 	// RetryAfter is the wait the server advised, 0 if none.
 	RetryAfter time.Duration
+	// MayHaveCreated is set on a failed submission when a request it sent
+	// may have created a job at the vendor: the next submission of the job
+	// must look for that job before sending another.
+	MayHaveCreated bool `json:",omitempty"`
 }
 
 // ClassifiedError converts an error of the API client into the Temporal
@@ -77,5 +81,6 @@ func PermanentErrorTypes() []string {
 		chamelaion.TypeClientError,
 		TypeMediaUnreadable,
 		TypeInvalidInput,
+		TypeRetriesExhausted,
 	}
 }
