@@ -46,6 +46,10 @@ type fixture struct {
 	emu   *emulator.Emulator
 	store *store.Store
 	acts  *activities.Activities
+	// wfs holds the job defaults the next run starts from.
+	wfs *workflows.Workflows
+	// mu guards env, which newEnv replaces (the emulator reads its clock).
+	mu sync.Mutex
 }
 
 func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
@@ -57,15 +61,12 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	_, _, err = st.Migrate(ctx)
 	require.NoError(t, err)
 
-	var suite testsuite.WorkflowTestSuite
-	suite.SetLogger(tlog.NewStructuredLogger(quiet))
-	env := suite.NewTestWorkflowEnvironment()
-	env.SetTestTimeout(2 * time.Minute)
+	f := &fixture{t: t, store: st}
 	cfg := emulator.Config{
 		APIKeys:       map[string]string{testKey: "test"},
 		QueuedFor:     20 * time.Second,
 		ProcessingFor: time.Minute,
-		Clock:         env.Now,
+		Clock:         func() time.Time { return f.currentEnv().Now() },
 	}
 	if len(faults) > 0 {
 		cfg.Faults = faults[0]
@@ -77,8 +78,8 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
 	require.NoError(t, err)
 	acts := &activities.Activities{API: api, Store: st, Logger: quiet, WebUIURL: "http://ui.example:8233", Namespace: "default"}
-
-	wfs := &workflows.Workflows{Defaults: workflows.Settings{
+	f.emu, f.acts = emu, acts
+	f.wfs = &workflows.Workflows{Defaults: workflows.Settings{
 		Poll:            workflows.PollSchedule{Initial: 5 * time.Second, Max: time.Minute, Coefficient: 2},
 		StuckAfter:      10 * time.Minute,
 		Deadline:        24 * time.Hour,
@@ -90,9 +91,32 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 		MaxPollsPerRun:  200,
 		SubmitTaskQueue: "lipsync-submit",
 	}}
-	env.RegisterWorkflowWithOptions(wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
-	env.RegisterActivity(acts)
-	return &fixture{t: t, env: env, emu: emu, store: st, acts: acts}
+	f.newEnv()
+	return f
+}
+
+// newEnv gives the fixture a fresh workflow environment (a new execution
+// of the test workflow ID), its clock an hour past the previous one's; the
+// store, the emulator and the activities stay.
+func (f *fixture) newEnv() {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(quiet))
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(2 * time.Minute)
+	f.mu.Lock()
+	if f.env != nil {
+		env.SetStartTime(f.env.Now().Add(time.Hour))
+	}
+	f.env = env
+	f.mu.Unlock()
+	env.RegisterWorkflowWithOptions(f.wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	env.RegisterActivity(f.acts)
+}
+
+func (f *fixture) currentEnv() *testsuite.TestWorkflowEnvironment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.env
 }
 
 func (f *fixture) run(ref string) (workflows.LipSyncResult, error) {

@@ -34,6 +34,9 @@ type ErrorDetails struct {
 	// may have created a job at the vendor: the next submission of the job
 	// must look for that job before sending another.
 	MayHaveCreated bool `json:",omitempty"`
+	// Held is set on a submission refused before anything was sent
+	// because the account is held after an account-wide failure.
+	Held bool `json:",omitempty"`
 }
 
 // ClassifiedError converts an error of the API client into the Temporal

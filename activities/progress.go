@@ -111,20 +111,21 @@ func budgetSpent(op string, p attemptProgress, budget, advised time.Duration, no
 // have created a job (then the next submission must look for it first).
 func withProgress(err error, p attemptProgress) error {
 	may := p.Look || p.RequestID != ""
+	return withDetails(err, func(d *ErrorDetails) { d.MayHaveCreated = may })
+}
+
+// withDetails rebuilds an activity's ApplicationError with its details
+// changed (other errors pass unchanged).
+func withDetails(err error, change func(*ErrorDetails)) error {
 	var appErr *temporal.ApplicationError
 	if !errors.As(err, &appErr) {
-		return temporal.NewApplicationErrorWithOptions(err.Error(), "", temporal.ApplicationErrorOptions{
-			Details: []any{ErrorDetails{Message: err.Error(), MayHaveCreated: may}},
-		})
+		return err
 	}
 	var d ErrorDetails
 	if appErr.HasDetails() {
 		_ = appErr.Details(&d)
 	}
-	if d.MayHaveCreated == may && appErr.HasDetails() {
-		return err
-	}
-	d.MayHaveCreated = may
+	change(&d)
 	if d.Message == "" {
 		d.Message = appErr.Message()
 	}

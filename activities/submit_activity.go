@@ -27,10 +27,19 @@ type RecordJobInput struct {
 	// query strings removed, since pre-signed URLs carry credentials there.
 	Video string
 	Audio string
+	// ExecutionID names the execution of the job's workflow, and Attempt
+	// the attempt it starts: a reference_id run again after its job ended
+	// takes its row over (see store.RecordJob). "" records as before
+	// executions were named.
+	ExecutionID string `json:",omitempty"`
+	Attempt     int    `json:",omitempty"`
 }
 
-// RecordJob writes the job's row in state pending. Recording the same job
-// again is a no-op, so retries and continued runs are harmless.
+// RecordJob writes the job's row in state pending for the attempt it
+// starts: a row for a new job; for a new attempt, or a new execution of a
+// reference_id whose job ended, the row reset for it (the earlier
+// attempts' events and escalations stay readable). Recording the same
+// attempt again is a no-op, so retries and continued runs are harmless.
 func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
 	err := a.Store.RecordJob(ctx, store.NewJob{
 		WorkflowID:  in.WorkflowID,
@@ -38,6 +47,8 @@ func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
 		BatchID:     in.BatchID,
 		VideoSource: config.RedactURL(in.Video),
 		AudioSource: config.RedactURL(in.Audio),
+		ExecutionID: in.ExecutionID,
+		Attempt:     in.Attempt,
 	})
 	if err != nil {
 		return storeError("record job", err)
@@ -47,7 +58,11 @@ func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
 
 // SubmitInput is one submission of a job to the API.
 type SubmitInput struct {
-	WorkflowID  string
+	WorkflowID string
+	// ExecutionID names the execution of the job's workflow ("" before
+	// executions were named): its writes never touch another execution's
+	// row, and it never adopts the requests of earlier executions.
+	ExecutionID string `json:",omitempty"`
 	ReferenceID string
 	// Attempt counts the job's attempts: 1, then one more for every
 	// answered escalation the job goes on from (and for every new
@@ -144,6 +159,16 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		if err := a.settle(ctx, p.LookAfter); err != nil {
 			return SubmitResult{}, err
 		}
+		if in.ExecutionID != "" {
+			// Requests recorded by earlier attempts and executions of the
+			// job are theirs, never this submission's.
+			earlier, err := a.Store.EarlierRequestIDs(ctx, in.WorkflowID, in.ExecutionID, in.Attempt)
+			if err != nil {
+				p.Next = fmt.Sprintf("attempt %d could not read the job's earlier requests; the next attempt looks again", attempt)
+				return fail(storeError("read earlier requests", err))
+			}
+			in.KnownRequestIDs = append(slices.Clip(in.KnownRequestIDs), earlier...)
+		}
 		existing, err := a.findEarlierSubmission(ctx, in)
 		if err != nil {
 			p.Next = fmt.Sprintf("attempt %d could not look for the job an earlier request may have created; the next attempt looks again", attempt)
@@ -157,7 +182,8 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	}
 	if res.RequestID == "" {
 		if err := a.checkAccountHold(ctx); err != nil {
-			return fail(err)
+			p.Next = "the account is held: nothing was sent"
+			return fail(withDetails(err, func(d *ErrorDetails) { d.Held = true }))
 		}
 		sent := time.Now()
 		// Should this attempt die with its request in flight, the next one
@@ -195,6 +221,7 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	}
 	if _, err := a.Store.UpdateJob(ctx, store.JobUpdate{
 		WorkflowID:  in.WorkflowID,
+		ExecutionID: in.ExecutionID,
 		Attempt:     in.Attempt,
 		Status:      store.StatusSubmitted,
 		RequestID:   res.RequestID,
