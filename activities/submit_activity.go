@@ -276,7 +276,7 @@ func describe(err error) string {
 func readable(d time.Duration) string {
 	switch {
 	case d >= time.Hour:
-		return d.Round(time.Minute).String()
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 	case d >= time.Second:
 		return d.Round(time.Second).String()
 	}

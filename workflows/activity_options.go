@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -85,7 +86,7 @@ func withSummary(ctx workflow.Context, summary string) workflow.Context {
 func readable(d time.Duration) string {
 	switch {
 	case d >= time.Hour:
-		return d.Round(time.Minute).String()
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 	case d >= time.Second:
 		return d.Round(time.Second).String()
 	}
