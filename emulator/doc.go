@@ -86,6 +86,10 @@
 // retry came exactly when the server advised. The log keeps the last
 // 100,000 requests.
 //
+// PUT /_emulator/keys {"revoked": true} (Emulator.RevokeKeys) revokes every
+// token, as a key rotated on the vendor's dashboard: every authenticated
+// request is answered 401 "invalid token" until {"revoked": false}.
+//
 // GET /_emulator/jobs/{id} shows one job; PUT /_emulator/quota
 // {"token_quota": N} changes the token quota (a plan upgrade); POST /_emulator/reset forgets
 // everything; DELETE /_emulator/scenarios removes the scenarios.

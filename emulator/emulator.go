@@ -93,6 +93,8 @@ type Emulator struct {
 	lost       int
 	rateLimits int
 	requestLog []RequestRecord
+	// revoked holds the accounts whose tokens are revoked (by token).
+	revoked map[string]bool
 }
 
 // job is one job. Its Go field names are the state file's JSON keys.
@@ -219,6 +221,7 @@ func (e *Emulator) resetLocked() {
 	e.byAccount = make(map[accountRequestKey]int)
 	e.lost, e.rateLimits = 0, 0
 	e.requestLog = nil
+	e.revoked = make(map[string]bool)
 }
 
 // SetScenario installs (or replaces) the scenario of a reference_id.
@@ -378,6 +381,17 @@ func (e *Emulator) Handler() http.Handler {
 		e.SetTokenQuota(*body.TokenQuota)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("PUT /_emulator/keys", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Revoked *bool `json:"revoked"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Revoked == nil {
+			writeError(w, http.StatusBadRequest, `want {"revoked": true} or {"revoked": false}`)
+			return
+		}
+		e.RevokeKeys(*body.Revoked)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /_emulator/reset", func(w http.ResponseWriter, r *http.Request) {
 		e.Reset()
 		w.WriteHeader(http.StatusNoContent)
@@ -532,6 +546,31 @@ func (e *Emulator) drawRandomFault() (status int, slow time.Duration) {
 }
 
 // authenticate returns the token, or the documented 401 message.
+// validToken says whether a token is configured and not revoked.
+func (e *Emulator) validToken(tok string) bool {
+	if _, ok := e.cfg.APIKeys[tok]; !ok {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.revoked[tok]
+}
+
+// RevokeKeys revokes every configured token (true), as a key rotation on
+// the vendor's dashboard would: every authenticated request is answered
+// 401 "invalid token" until RevokeKeys(false) restores them.
+func (e *Emulator) RevokeKeys(revoked bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for tok := range e.cfg.APIKeys {
+		if revoked {
+			e.revoked[tok] = true
+		} else {
+			delete(e.revoked, tok)
+		}
+	}
+}
+
 func (e *Emulator) authenticate(r *http.Request) (string, string) {
 	authz, hasAuthz := r.Header["Authorization"]
 	key, hasKey := r.Header["X-Api-Key"]
@@ -548,7 +587,7 @@ func (e *Emulator) authenticate(r *http.Request) (string, string) {
 		if strings.TrimSpace(tok) == "" {
 			return "", "missing token"
 		}
-		if _, ok := e.cfg.APIKeys[tok]; !ok {
+		if !e.validToken(tok) {
 			return "", "invalid token"
 		}
 		return tok, ""
@@ -557,7 +596,7 @@ func (e *Emulator) authenticate(r *http.Request) (string, string) {
 		if strings.TrimSpace(tok) == "" {
 			return "", "unauthorized"
 		}
-		if _, ok := e.cfg.APIKeys[tok]; !ok {
+		if !e.validToken(tok) {
 			return "", "invalid token"
 		}
 		return tok, ""

@@ -513,3 +513,19 @@ func TestRequestLogRecordsArrivalsPerReferenceID(t *testing.T) {
 	require.Equal(t, start.Format(time.RFC3339Nano), first["at"])
 	require.Equal(t, float64(429), first["status"])
 }
+
+func TestRevokedKeysAreRefusedUntilRestored(t *testing.T) {
+	f := newFixture(t, emulator.Config{})
+	status, _, _ := f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("k"))
+	require.Equal(t, 200, status)
+	status, _, _ = f.do("PUT", "/_emulator/keys", nil, strings.NewReader(`{"revoked":true}`))
+	require.Equal(t, 204, status)
+	status, body, _ := f.do("GET", "/api/v1/lipsync/requests/k", auth(), nil)
+	require.Equal(t, 401, status)
+	require.Equal(t, "invalid token", body["error"])
+	f.emu.RevokeKeys(false)
+	status, _, _ = f.do("GET", "/api/v1/lipsync/requests/k", auth(), nil)
+	require.Equal(t, 200, status)
+	status, _, _ = f.do("PUT", "/_emulator/keys", nil, strings.NewReader(`{}`))
+	require.Equal(t, 400, status)
+}
