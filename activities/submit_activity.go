@@ -198,7 +198,7 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 			switch LandingOf(err) {
 			case NothingCreated:
 				p.Look = false
-				p.Next = fmt.Sprintf("attempt %d was refused (%s): nothing was created; the next attempt sends again", attempt, describe(err))
+				p.Next = fmt.Sprintf("attempt %d was refused with %s: nothing was created; the next attempt sends again", attempt, describe(err))
 				if w := advisedWait(err); w > 0 {
 					p.Next += fmt.Sprintf(", %s later as the server advised", readable(w))
 				}
