@@ -38,6 +38,7 @@ type job struct {
 	wantReason string // escalation reason of kind failure, "" for none
 	wantStuck  bool
 	wantJobs   int // jobs the emulator must have created for the reference_id
+	args       []string
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -55,6 +56,8 @@ func TestEndToEnd(t *testing.T) {
 		{ref: "e2e-failed", scenario: `"outcome":"failed","error_message":"video URL is not accessible"`, wantExit: 1, wantStatus: "failed", wantReason: "JobFailed", wantJobs: 1},
 		{ref: "e2e-stuck", scenario: `"queued_for":"6s"`, wantStatus: "completed", wantStuck: true, wantJobs: 1},
 		{ref: "e2e-long", scenario: `"processing_for":"30s"`, wantStatus: "completed", wantJobs: 1},
+		// Queued past its 2 s deadline: escalated, then resumed by a human.
+		{ref: "e2e-resume", scenario: `"queued_for":"6s"`, args: []string{"--deadline", "2s"}, wantExit: 1, wantStatus: "failed", wantReason: "DeadlineExceeded", wantJobs: 1},
 	}
 	var scen []string
 	for _, j := range jobs {
@@ -73,8 +76,8 @@ func TestEndToEnd(t *testing.T) {
 	results := make(map[string]outcome)
 	var mu sync.Mutex
 	parallel(jobs, func(j job) {
-		out, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", j.ref, "--batch-id", "itest-batch",
-			"--video-url", mediaURL(j.ref, "video"), "--audio-url", mediaURL(j.ref, "audio"))
+		out, errOut, code := s.starter(ctx, append([]string{"submit", "--wait", "--reference-id", j.ref, "--batch-id", "itest-batch",
+			"--video-url", mediaURL(j.ref, "video"), "--audio-url", mediaURL(j.ref, "audio")}, j.args...)...)
 		mu.Lock()
 		results[j.ref] = outcome{out, errOut, code}
 		mu.Unlock()
@@ -190,7 +193,7 @@ func TestEndToEnd(t *testing.T) {
 			want  []string
 		}{
 			{fmt.Sprintf(`ExecutionStatus = "Running" AND LipsyncStatus = "queued" AND LipsyncStatusSince < "%s"`, queuedBefore), []string{"lipsync-e2e-queued-long"}},
-			{`LipsyncBatchId = "itest-batch" AND LipsyncEscalated IS NOT NULL`, []string{"lipsync-e2e-400", "lipsync-e2e-412", "lipsync-e2e-failed"}},
+			{`LipsyncBatchId = "itest-batch" AND LipsyncEscalated IS NOT NULL`, []string{"lipsync-e2e-400", "lipsync-e2e-412", "lipsync-e2e-failed", "lipsync-e2e-resume"}},
 			{`LipsyncEscalated = "QuotaExceeded"`, []string{"lipsync-e2e-412"}},
 		}
 		for _, q := range queries {
@@ -223,6 +226,20 @@ func TestEndToEnd(t *testing.T) {
 		_, errOut, code = resolve("lipsync-e2e-failed", "abandon", "--note", "media deleted upstream", "--by", "itest-operator")
 		require.Equal(t, 0, code, errOut)
 
+		// A deadline is answered by resume: the same request, polled on.
+		_, errOut, code = resolve("e2e-failed", "resume")
+		require.Equal(t, 1, code, "the job is no longer waiting")
+		_, errOut, code = resolve("e2e-400", "resume")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "cannot resume: it has no request to poll")
+		out, errOut, code = resolve("e2e-resume", "resume", "--note", "queued longer than usual", "--by", "itest-operator")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "resume accepted for attempt 1")
+		out, errOut, code = s.starter(ctx, "submit", "--wait", "--reference-id", "e2e-resume",
+			"--video-url", mediaURL("e2e-resume", "video"), "--audio-url", mediaURL("e2e-resume", "audio"))
+		require.Equal(t, 0, code, "the resumed job completes: %s %s", out, errOut)
+		require.Equal(t, 1, s.stats().JobsByReference["e2e-resume"], "resume submitted nothing")
+
 		_, errOut, code = resolve("e2e-400", "maybe")
 		require.Equal(t, 2, code)
 		require.Contains(t, errOut, `unknown action "maybe"`)
@@ -247,6 +264,10 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, conn.QueryRow(ctx, `SELECT resolution, resolution_note FROM escalations WHERE workflow_id = 'lipsync-e2e-failed' AND kind = 'failure'`).Scan(&resolution, &note))
 		require.Equal(t, []string{"abandon", "media deleted upstream"}, []string{resolution, note})
 		require.Equal(t, 1, s.stats().JobsByReference["e2e-412"], "the retry submitted exactly once")
+		require.NoError(t, conn.QueryRow(ctx, `SELECT status, attempt FROM lipsync_jobs WHERE workflow_id = 'lipsync-e2e-resume'`).Scan(&status, &attempt))
+		require.Equal(t, []any{"completed", 2}, []any{status, attempt}, "the resumed attempt's row")
+		require.NoError(t, conn.QueryRow(ctx, `SELECT resolution FROM escalations WHERE workflow_id = 'lipsync-e2e-resume' AND kind = 'failure'`).Scan(&resolution))
+		require.Equal(t, "resume", resolution)
 	})
 
 	t.Run("metrics count what happened and healthz reflects the connections", func(t *testing.T) {
@@ -352,7 +373,7 @@ func TestEndToEnd(t *testing.T) {
 
 	if dir := os.Getenv("LIPSYNC_RECORD_HISTORIES"); dir != "" {
 		var ids []string
-		for _, ref := range []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long"} {
+		for _, ref := range []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long", "e2e-resume"} {
 			ids = append(ids, "lipsync-"+ref)
 		}
 		recordHistories(ctx, t, tc, dir, ids)
