@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -85,4 +86,48 @@ func (a *Activities) LoadBatchJobs(ctx context.Context, in LoadBatchJobsInput) (
 		page = append(page, BatchJob{ReferenceID: j.ReferenceID, Video: j.VideoURL, Audio: j.AudioURL, DisableActiveSpeakerDetection: j.DisableActiveSpeakerDetection})
 	}
 	return page, nil
+}
+
+// SourceCursor is where the reading of a batch's Source stands.
+type SourceCursor struct {
+	// Offset and Line are the byte offset and line number of the next row.
+	Offset int64
+	Line   int
+	// Read counts the valid jobs read so far.
+	Read int
+	// Size and ModTime are the file as the first page checked it (its
+	// digest and every row): a later page refuses a file whose size or
+	// modification time changed since.
+	Size    int64
+	ModTime time.Time
+	// Skip lists the lines of the invalid rows the batch skips
+	// (SkipInvalid), ascending.
+	Skip []int `json:",omitempty"`
+}
+
+// Checked says whether the first page has checked the file.
+func (c SourceCursor) Checked() bool { return c.Size > 0 }
+
+// LoadBatchPageInput asks for the next page of a batch file's valid jobs.
+type LoadBatchPageInput struct {
+	Source BatchSource
+	// Cursor is where the page starts (the zero cursor: the file's start,
+	// where the whole file is checked first).
+	Cursor SourceCursor
+	// From is the index of the first valid job wanted when the cursor is
+	// the zero cursor (a batch whose earlier runs read pages by index).
+	From  int
+	Limit int
+}
+
+// LoadBatchPageResult is a page of jobs and where the next page starts.
+type LoadBatchPageResult struct {
+	Jobs []BatchJob
+	Next SourceCursor
+}
+
+// LoadBatchPage reads the next page of a batch file's valid jobs, from the
+// cursor the previous page returned.
+func (a *Activities) LoadBatchPage(ctx context.Context, in LoadBatchPageInput) (LoadBatchPageResult, error) {
+	return LoadBatchPageResult{}, fmt.Errorf("not yet")
 }

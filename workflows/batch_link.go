@@ -34,6 +34,9 @@ const (
 	EventBlocked = "blocked"
 	// EventDone: the job's workflow ended; Outcome says how.
 	EventDone = "done"
+	// EventRetrying: a human answered the job's escalation with retry; the
+	// job is pending again.
+	EventRetrying = "retrying"
 )
 
 // Job outcomes, as a batch reports them.
@@ -45,6 +48,9 @@ const (
 	// OutcomeDuplicate: the reference_id already belongs to a job that
 	// ran (or runs) outside this batch; the batch did not start it again.
 	OutcomeDuplicate = "duplicate"
+	// OutcomeCancelled: the job's workflow was cancelled, terminated or
+	// timed out before the job ended.
+	OutcomeCancelled = "cancelled"
 )
 
 // ReasonNotSubmitted is the error type of a batch job whose batch was
@@ -55,6 +61,9 @@ const ReasonNotSubmitted = "NotSubmitted"
 type BatchJobEvent struct {
 	ReferenceID string
 	Event       string
+	// Seq numbers a job's events, from 1 (0 = a job that does not number
+	// them): the batch applies each once and in order.
+	Seq int `json:",omitempty"`
 	// Outcome is set for EventDone.
 	Outcome    string `json:",omitempty"`
 	Reason     string `json:",omitempty"`
