@@ -85,12 +85,15 @@ func IsAccountWide(reason string) bool {
 	return reason == chamelaion.TypeUnauthorized || reason == chamelaion.TypeQuotaExceeded
 }
 
-// tellBatch signals the job's batch. A batch that has ended (terminated by
-// an operator) cannot hear it; that is logged, never fatal.
+// tellBatch signals the job's batch, numbering the event so that the
+// batch applies it once and in order. A batch that has ended (settled, or
+// terminated by an operator) cannot hear it; that is logged, never fatal.
 func (j *job) tellBatch(ctx workflow.Context, ev BatchJobEvent) {
 	if j.batchWorkflowID == "" {
 		return
 	}
+	j.state.BatchSeq++
+	ev.Seq = j.state.BatchSeq
 	err := workflow.SignalExternalWorkflow(ctx, j.batchWorkflowID, "", SignalBatchJob, ev).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("could not tell the batch", "Batch", j.batchWorkflowID, "Event", ev.Event, "Error", err)
@@ -134,6 +137,44 @@ func (j *job) notSubmitted(ctx workflow.Context, reason, msg string) error {
 	j.setStatus(ctx, "not_submitted")
 	j.publish(ctx)
 	return temporal.NewNonRetryableApplicationError(why, ReasonNotSubmitted, nil)
+}
+
+// versionJobEndTold marks job runs that tell their batch when they are
+// cancelled, end their row, and tell it of a human's retry.
+const versionJobEndTold = "job-end-told"
+
+// ended tells the batch how the job's workflow ended, whatever ended it: a
+// cancelled job ends its row and tells the batch on a disconnected context
+// (the cancelled one can do neither).
+func (j *job) ended(ctx workflow.Context, ref string, err error) {
+	if !temporal.IsCanceledError(err) {
+		if j.batchWorkflowID != "" {
+			j.tellBatch(ctx, finalEvent(ref, err))
+		}
+		return
+	}
+	if workflow.GetVersion(ctx, versionJobEndTold, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	msg := "the job's workflow was cancelled"
+	if err := workflow.ExecuteActivity(storeActivityOptions(dctx), a.EndJob, activities.EndJobInput{
+		WorkflowID: j.workflowID, Reason: "Canceled", Message: msg,
+	}).Get(dctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("could not end the cancelled job's row", "Error", err)
+	}
+	if j.batchWorkflowID != "" {
+		j.tellBatch(dctx, BatchJobEvent{ReferenceID: ref, Event: EventDone, Outcome: OutcomeCancelled, Reason: "Canceled", Message: msg})
+	}
+}
+
+// tellRetrying tells the batch a human's retry made the job pending again.
+func (j *job) tellRetrying(ctx workflow.Context) {
+	if j.batchWorkflowID == "" || workflow.GetVersion(ctx, versionJobEndTold, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventRetrying})
 }
 
 // finalEvent describes how a job's workflow ended, for its batch.

@@ -575,8 +575,12 @@ func (s *batchSim) tick() {
 		return s.events[a].seq < s.events[b].seq
 	})
 	s.mu.Unlock()
-	// One event at a time, as the batch takes each in: the harness's view
-	// changes with each delivery, no sooner.
+	// The events due: one workflow task each (the harness's view changes
+	// with each delivery, no sooner), or now and then all of them in one
+	// task, as a busy batch takes them in.
+	s.mu.Lock()
+	oneTask := s.rng.IntN(2) == 0
+	s.mu.Unlock()
 	for !env.IsWorkflowCompleted() {
 		s.mu.Lock()
 		if len(s.events) == 0 || s.events[0].at.After(now) {
@@ -585,10 +589,15 @@ func (s *batchSim) tick() {
 		}
 		e := s.events[0]
 		s.events = s.events[1:]
+		last := len(s.events) == 0 || s.events[0].at.After(now)
 		s.deliver(e, now)
 		s.recount()
 		s.mu.Unlock()
-		env.SignalWorkflow(SignalBatchJob, e.ev)
+		if oneTask && !last {
+			env.SignalWorkflowSkippingWorkflowTask(SignalBatchJob, e.ev)
+		} else {
+			env.SignalWorkflow(SignalBatchJob, e.ev)
+		}
 	}
 	s.mu.Lock()
 	next := 10 * time.Minute

@@ -48,6 +48,8 @@ type fakeAccount struct {
 	callsWhileHeld int
 	pausedAt       time.Time
 	pageLoads      int
+	// ended are the rows EndJob ended.
+	ended []string
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -134,6 +136,19 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 			page = append(page, activities.BatchJob{ReferenceID: j.ReferenceID, Video: j.Video, Audio: j.Audio})
 		}
 		return page, nil
+	})
+	env.OnActivity(a.EndJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EndJobInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.ended = append(f.ended, in.WorkflowID)
+		return nil
+	})
+	env.OnActivity(a.ReconcileJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReconcileJobsInput) ([]activities.WorkflowEnd, error) {
+		ends := make([]activities.WorkflowEnd, len(in.WorkflowIDs))
+		for i := range ends {
+			ends[i] = activities.WorkflowEnd{Status: activities.WorkflowRunning}
+		}
+		return ends, nil
 	})
 	env.OnActivity(a.LoadBatchPage, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LoadBatchPageInput) (activities.LoadBatchPageResult, error) {
 		f.mu.Lock()

@@ -200,6 +200,8 @@ type JobState struct {
 	StuckNotified bool
 	// Runs counts the workflow runs of this job (1 + continue-as-new count).
 	Runs int
+	// BatchSeq numbers the events the job has told its batch.
+	BatchSeq int `json:",omitempty"`
 }
 
 // LipSyncResult is a completed job.
