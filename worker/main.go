@@ -173,6 +173,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.LoadBatchPage)
 	mainWorker.RegisterActivity(acts.ReconcileJobs)
 	mainWorker.RegisterActivity(acts.EndJob)
+	mainWorker.RegisterActivity(acts.DescribeWorkflow)
 	mainWorker.RegisterActivity(acts.PlanPolls)
 
 	// Every generation call goes through the submit queue, every status

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -100,8 +101,15 @@ func (j *job) tellBatch(ctx workflow.Context, ev BatchJobEvent) {
 	}
 }
 
+// versionBlockedWatchesBatch marks job runs that, while held back, look
+// now and then whether their batch still runs.
+const versionBlockedWatchesBatch = "blocked-watches-batch"
+
 // awaitAccountDecision holds the job, visibly blocked, until its batch
-// answers the account-wide failure.
+// answers the account-wide failure. Every blockedCheckEvery it asks
+// whether the batch still runs: a batch that ended without answering
+// (terminated by an operator) leaves its held-back jobs not submitted
+// rather than hanging.
 func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status int, msg string) (AccountDecision, error) {
 	j.blocked, j.lastError = reason, msg
 	j.setStatus(ctx, "blocked")
@@ -109,7 +117,30 @@ func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status i
 	workflow.GetLogger(ctx).Warn("submission met an account-wide failure; waiting for the batch's decision", "Reason", reason)
 	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventBlocked, Reason: reason, HTTPStatus: status, Message: msg})
 	var d AccountDecision
-	workflow.GetSignalChannel(ctx, SignalAccountDecision).Receive(ctx, &d)
+	ch := workflow.GetSignalChannel(ctx, SignalAccountDecision)
+	if workflow.GetVersion(ctx, versionBlockedWatchesBatch, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		ch.Receive(ctx, &d)
+	} else {
+		for {
+			ok, _ := ch.ReceiveWithTimeout(ctx, j.blockedCheckEvery(), &d)
+			if ok || ctx.Err() != nil {
+				break
+			}
+			var end activities.WorkflowEnd
+			if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.DescribeWorkflow, j.batchWorkflowID).Get(ctx, &end); err != nil {
+				if temporal.IsCanceledError(err) {
+					break
+				}
+				continue
+			}
+			if !end.Running() {
+				d = AccountDecision{Action: activities.DecisionAbort, By: "worker",
+					Note: fmt.Sprintf("its batch ended (%s) while the job was held back", end.Status)}
+				j.abortNote = d.Note
+				break
+			}
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return AccountDecision{}, temporal.NewCanceledError()
 	}
@@ -120,9 +151,18 @@ func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status i
 	return d, nil
 }
 
+// blockedCheckEvery is how often a held-back job asks whether its batch
+// still runs: ten poll intervals, from a minute to an hour.
+func (j *job) blockedCheckEvery() time.Duration {
+	return min(max(10*j.state.Settings.Poll.Max, time.Minute), time.Hour)
+}
+
 // notSubmitted ends a job held back by an aborted batch.
 func (j *job) notSubmitted(ctx workflow.Context, reason, msg string) error {
 	why := fmt.Sprintf("batch %s aborted after an account-wide failure (%s): %s", j.in.BatchID, reason, msg)
+	if j.abortNote != "" {
+		why = fmt.Sprintf("not submitted after an account-wide failure (%s): %s", reason, j.abortNote)
+	}
 	var n int
 	err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordNotSubmitted, activities.NotSubmittedInput{
 		BatchID: j.in.BatchID,

@@ -150,6 +150,7 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 		}
 		return ends, nil
 	})
+	env.OnActivity(a.DescribeWorkflow, mock.Anything, mock.Anything).Return(activities.WorkflowEnd{Status: activities.WorkflowRunning}, nil)
 	env.OnActivity(a.LoadBatchPage, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LoadBatchPageInput) (activities.LoadBatchPageResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

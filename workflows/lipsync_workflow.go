@@ -233,6 +233,9 @@ type job struct {
 	batchWorkflowID string
 	// blocked names the account-wide failure the job waits on.
 	blocked string
+	// abortNote says why a held-back job was given up without its
+	// batch's answer.
+	abortNote string
 }
 
 func (j *job) status() JobStatus {
