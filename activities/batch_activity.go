@@ -211,7 +211,7 @@ func checkBatchFile(ctx context.Context, f *os.File, format batchfile.Format, sr
 	var skip []int
 	valid, rows := 0, 0
 	err := batchfile.Scan(io.TeeReader(f, h), format, ValidateBatchRow, func(r batchfile.Row) error {
-		if rows++; rows%10000 == 0 {
+		if rows++; rows%10000 == 0 && activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, rows)
 		}
 		if r.Problem != "" {

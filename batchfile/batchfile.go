@@ -199,7 +199,8 @@ func (c *Checker) Check(j Job) string {
 	} else if first, dup := c.firstLine[j.ReferenceID]; dup {
 		problems = append(problems, fmt.Sprintf("duplicate reference_id %q (first on line %d)", truncate(j.ReferenceID), first))
 	} else {
-		c.firstLine[j.ReferenceID] = j.Line
+		// A copy: the row's own string holds the whole line.
+		c.firstLine[strings.Clone(j.ReferenceID)] = j.Line
 	}
 	for _, u := range []struct{ name, value string }{{ColumnVideoURL, j.VideoURL}, {ColumnAudioURL, j.AudioURL}} {
 		if p := urlProblem(u.value); p != "" {
