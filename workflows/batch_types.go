@@ -43,9 +43,13 @@ const (
 	// job before it asks Temporal how the job stands (a job cancelled or
 	// terminated without a word, a signal that never arrived).
 	DefaultBatchReconcileAfter = 10 * time.Minute
-	// maxOutcomeMessage bounds each message a batch keeps of a job's end,
-	// so that state and result stay bounded however long the messages.
-	maxOutcomeMessage = 500
+	// maxOutcomeMessage bounds each message a batch keeps of a job's end
+	// (listed outcomes), and maxWaitingMessage the message it keeps of a
+	// job waiting for a human, so that state and result stay within a
+	// payload however long the messages (1,000 listed outcomes and
+	// maxWaiting jobs with 200-byte reference_ids: about 1.5 MB at most).
+	maxOutcomeMessage = 300
+	maxWaitingMessage = 160
 	// MaxDecisionBy bounds who answered a decision.
 	MaxDecisionBy = 200
 )

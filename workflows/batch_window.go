@@ -19,7 +19,7 @@ const batchPageSize = 500
 // follows at once: beyond it, the batch starts nothing more until humans
 // answer, so that its state stays bounded (and so many escalations are a
 // cause to look at before spending more).
-const maxWaiting = 5000
+const maxWaiting = 2000
 
 // remaining counts the jobs not yet started (nor recorded as not
 // submitted).
@@ -210,7 +210,7 @@ func (b *batch) apply(ctx workflow.Context, ev BatchJobEvent) {
 			j.Status = jobProcessing
 		}
 	case EventEscalated:
-		j.Status, j.Reason, j.HTTPStatus, j.Message = jobEscalated, ev.Reason, ev.HTTPStatus, capMessage(ev.Message)
+		j.Status, j.Reason, j.HTTPStatus, j.Message = jobEscalated, capText(ev.Reason, 60), ev.HTTPStatus, capText(ev.Message, maxWaitingMessage)
 	case EventRetrying:
 		j.Status, j.Submitted, j.Reason, j.HTTPStatus, j.Message = jobPending, false, "", 0, ""
 	case EventBlocked:

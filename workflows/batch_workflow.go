@@ -308,13 +308,17 @@ func (b *batch) armReconcile(ctx workflow.Context) {
 }
 
 // capMessage bounds a message kept in the batch's state or result.
-func capMessage(s string) string {
-	if len(s) <= maxOutcomeMessage {
+func capMessage(s string) string { return capText(s, maxOutcomeMessage) }
+
+// capText cuts s to at most n bytes (and an ellipsis), never inside a
+// UTF-8 sequence.
+func capText(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxOutcomeMessage
+	cut := n
 	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut-- // do not split a UTF-8 sequence
+		cut--
 	}
 	return s[:cut] + "…"
 }
