@@ -395,7 +395,9 @@ func (s *Scanner) scanCSV() bool {
 		first, _ := s.cr.FieldPos(0)
 		last, _ := s.cr.FieldPos(len(rec) - 1)
 		line := s.base.Line - 1 + first
-		s.line = s.base.Line - 1 + last
+		// FieldPos is where the last field starts: a quoted last field may
+		// go on over more lines.
+		s.line = s.base.Line - 1 + last + strings.Count(rec[len(rec)-1], "\n")
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
