@@ -87,6 +87,9 @@ type BatchInput struct {
 	// submitted, after an abort) before it continues as new
 	// (0 = DefaultBatchStartsPerRun).
 	StartsPerRun int
+	// PageSize is how many jobs of a Source one page holds at most
+	// (0 = 500).
+	PageSize int `json:",omitempty"`
 	// ReconcileAfter is how long the batch waits to hear from a job before
 	// it asks Temporal how the job stands (0 = DefaultBatchReconcileAfter).
 	ReconcileAfter time.Duration `json:",omitempty"`
@@ -292,8 +295,8 @@ func ValidateBatchInput(in BatchInput) error {
 	if err := ValidateReferenceID(in.BatchID); err != nil {
 		return fmt.Errorf("batch id: %w", err)
 	}
-	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 || in.ReconcileAfter < 0 {
-		return errors.New("concurrency, max pending, starts per run and reconcile after must not be negative")
+	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 || in.ReconcileAfter < 0 || in.PageSize < 0 {
+		return errors.New("concurrency, max pending, starts per run, page size and reconcile after must not be negative")
 	}
 	if src := in.Source; src != nil {
 		switch {
