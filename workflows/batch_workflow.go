@@ -98,6 +98,17 @@ func newBatch(ctx workflow.Context, in BatchInput) *batch {
 	if in.Resume != nil {
 		b.state = *in.Resume
 		b.state.Runs++
+		// A run of the previous loop carried no Counted and no HeardAt:
+		// its submitted jobs are counted already, and heard from now.
+		for i := range b.state.InFlight {
+			j := &b.state.InFlight[i]
+			if j.Submitted {
+				j.Counted = true
+			}
+			if j.HeardAt.IsZero() {
+				j.HeardAt = workflow.Now(ctx)
+			}
+		}
 	} else {
 		b.state = BatchState{Total: len(in.Jobs), StartedAt: workflow.Now(ctx), Runs: 1}
 		if in.Source != nil {
