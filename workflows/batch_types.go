@@ -194,8 +194,13 @@ type AccountPause struct {
 	ReferenceID  string
 	Since        time.Time
 	EscalationID int64
-	// Escalated is true once the escalation is recorded.
+	// Escalated is true once the escalation is recorded (or, for a pause
+	// behind another owner's hold, once that is known).
 	Escalated bool
+	// HeldBy names the workflow whose hold held the jobs back, when it is
+	// not this batch's: the batch raises no escalation or hold of its own
+	// and resumes by itself once that hold is released.
+	HeldBy string `json:",omitempty"`
 	// Blocked are the jobs waiting on the decision.
 	Blocked []string
 }

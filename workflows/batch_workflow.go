@@ -64,6 +64,9 @@ type batch struct {
 	tells []jobTell
 	// reconcileTimer fires when it is time to look up jobs not heard from.
 	reconcileTimer workflow.Future
+	// holdTimer fires when it is time to look whether the hold a pause
+	// waits behind was released.
+	holdTimer workflow.Future
 	// What publish last told Temporal's visibility.
 	publishedStatus    string
 	publishedEscalated string
@@ -174,6 +177,7 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 		}
 		b.publish(ctx)
 		b.armReconcile(ctx)
+		b.armHoldWatch(ctx)
 		if err := workflow.Await(ctx, b.woken); err != nil {
 			return BatchResult{}, err
 		}
@@ -193,6 +197,9 @@ func (b *batch) step(ctx workflow.Context) (bool, error) {
 	case b.reconcileTimer != nil && b.reconcileTimer.IsReady():
 		b.reconcileTimer = nil
 		return true, b.reconcile(ctx)
+	case b.holdTimer != nil && b.holdTimer.IsReady():
+		b.holdTimer = nil
+		return true, b.watchHold(ctx)
 	case b.state.Aborted && b.remaining() > 0 && b.startsThisRun < b.in.StartsPerRun:
 		return true, b.recordNotSubmitted(ctx)
 	case b.needsPage():
@@ -207,7 +214,7 @@ func (b *batch) woken() bool {
 	if b.events.Len() > 0 || b.state.Decision != nil {
 		return true
 	}
-	if b.reconcileTimer != nil && b.reconcileTimer.IsReady() {
+	if b.reconcileTimer != nil && b.reconcileTimer.IsReady() || b.holdTimer != nil && b.holdTimer.IsReady() {
 		return true
 	}
 	return slices.ContainsFunc(b.starts, func(s childStart) bool { return s.future.IsReady() })
