@@ -163,15 +163,15 @@ type batchSim struct {
 	in   BatchInput
 	jobs map[string]*simJob
 	// order is the jobs in input order.
-	order   []*simJob
-	events  []simEvent
-	seq     int
-	quota   bool // the account's quota is out
+	order  []*simJob
+	events []simEvent
+	seq    int
+	quota  bool // the account's quota is out
 	// Another batch holds the account from foreignFrom to foreignTo.
 	foreignFrom, foreignTo time.Time
-	env     *testsuite.TestWorkflowEnvironment
-	done    bool
-	endedAt time.Time
+	env                    *testsuite.TestWorkflowEnvironment
+	done                   bool
+	endedAt                time.Time
 	// Invariant bookkeeping.
 	violations       []string
 	accountEscs      map[int]int    // pause number -> escalations
