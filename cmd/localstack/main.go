@@ -35,6 +35,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/codec"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
@@ -112,13 +113,26 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	codecURL := "http://" + o.codecAddr
+	if host, _, err := net.SplitHostPort(o.codecAddr); err != nil || !chamelaion.IsLoopback(host) {
+		return fmt.Errorf("--codec-addr must be a loopback address such as 127.0.0.1:8081: the stack's codec server decodes without a token")
+	}
 	step(out, "starting the codec server on %s (histories are encrypted; the Web UI decrypts through it)", codecURL)
 	codecLn, err := net.Listen("tcp", o.codecAddr)
 	if err != nil {
 		return fmt.Errorf("codec server: %w", err)
 	}
 	uiOrigins := []string{fmt.Sprintf("http://127.0.0.1:%d", o.uiPort), fmt.Sprintf("http://localhost:%d", o.uiPort)}
-	codecSrv := &http.Server{Handler: codec.HTTPHandler(payloadCodec, uiOrigins), ReadHeaderTimeout: 10 * time.Second}
+	// On the operator's machine only: decode without a token for the
+	// local Web UI (which has no token to pass), never encode; the Host
+	// and Origin checks keep other web pages out.
+	codecHandler, err := codec.HTTPHandler(payloadCodec, codec.HTTPOptions{
+		InsecureNoAuth: true, Origins: uiOrigins, Hosts: codec.DefaultHosts(codecLn.Addr().String()),
+	})
+	if err != nil {
+		codecLn.Close()
+		return fmt.Errorf("codec server: %w", err)
+	}
+	codecSrv := &http.Server{Handler: codecHandler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() { _ = codecSrv.Serve(codecLn) }()
 	defer codecSrv.Close()
 
