@@ -22,8 +22,9 @@ var (
 	// encodedQuerySecret is a percent-encoded URL (once or twice) with a
 	// query string.
 	encodedQuerySecret = regexp.MustCompile(`(?i)(https?(?:%3A|%253A)(?:%2F|%252F){2}[^\s"'<>]*?)(?:%3F|%253F)[^\s"'<>]*`)
-	// userinfoSecret is a URL's user:password@.
-	userinfoSecret = regexp.MustCompile(`(?i)(https?:(?:\\?/){2})[^\s/\\@"'<>]+@`)
+	// userinfoSecret is a URL's user:password@, whatever its scheme
+	// (postgres://user:password@host too).
+	userinfoSecret = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*:(?:\\?/){2})[^\s/\\@"'<>]+@`)
 	// paramSecret is a bare signature or token parameter, in any encoding
 	// of its "=": X-Amz-Signature=…, Signature=…, token=…, sig=… (Azure),
 	// X-Goog-Signature=…, and their credentials.
