@@ -24,7 +24,7 @@ bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 job
 		go test -tags integration -run XXX -bench RateBudget -benchtime 1x ./integration/ 2>&1 | grep -E '^\||Benchmark|ok|FAIL'
 
 fuzz: ## every fuzz target for FUZZTIME (default 60s) each
-	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzRedact ./chamelaion/" "FuzzValidateInput ./workflows/"; do \
+	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzRedact ./chamelaion/" "FuzzWriteResults ./starter/" "FuzzValidateInput ./workflows/"; do \
 		set -- $$t; go test -run XXX -fuzz "^$$1\$$" -fuzztime $${FUZZTIME:-60s} $$2 || exit 1; done
 
 build: ## the binaries, into bin/
