@@ -84,7 +84,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+	// The logs hold job ids, request ids and server messages: the
+	// stack's user's only.
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -137,6 +142,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer codecSrv.Close()
 
 	step(out, "starting the Temporal dev server with its Web UI (first run builds the pinned CLI: about 3 minutes)")
+	if err := privateLog(filepath.Join(dir, "logs", "temporal.log")); err != nil {
+		return err
+	}
 	tsrv, err := localtemporal.Start(ctx, localtemporal.Options{
 		DBFile:          filepath.Join(dir, "temporal.db"),
 		Port:            o.temporalPort,
@@ -189,14 +197,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 The stack is running. Ctrl-C stops everything.
   Temporal Web UI   %s/namespaces/default/workflows
   Temporal address  %s
-  PostgreSQL        %s   (psql "%s")
+  PostgreSQL        %s   (PGPASSWORD=$(cat %s) psql "%s")
   Chamelaion API    %s
   Codec server      %s   (payloads are encrypted; keys in %s)
-  Worker metrics    http://%s/metrics   (health: /healthz)
+  Worker metrics    http://%s/metrics   (alive: /livez, ready: /readyz)
   Logs              %s
   Submit a job      PAYLOAD_ENCRYPTION_KEYS=$(cat %s) TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
 
-`, tsrv.UIURL, tsrv.Address, dbURL, dbURL, baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
+`, tsrv.UIURL, tsrv.Address, pg.RedactedURL("lipsync"), pg.PasswordFile(), pg.RedactedURL("lipsync"), baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
 		filepath.Join(dir, "codec.keys"), tsrv.Address, filepath.Join(bin, "starter"))
 
 	if o.demo && !realAPI {
