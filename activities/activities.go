@@ -35,9 +35,10 @@ type Store interface {
 	MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error
 	ResolveEscalation(ctx context.Context, workflowID string, attempt int, resolution, by, note string) error
 	RecordNotSubmitted(ctx context.Context, jobs []store.NewJob, reason string) (int, error)
-	HoldAccount(ctx context.Context, reason string, httpStatus int, message, batchID string, escalationID int64) error
-	ReleaseAccount(ctx context.Context) error
-	CurrentAccountHold(ctx context.Context) (*store.AccountHold, error)
+	HoldAccount(ctx context.Context, h store.NewHold) (bool, error)
+	ReleaseHold(ctx context.Context, account, owner string) (bool, error)
+	AccountHolds(ctx context.Context, account string) ([]store.AccountHold, error)
+	MarkJobEnded(ctx context.Context, workflowID string, status store.Status, reason, message string) (bool, error)
 	RecentProcessingTimes(ctx context.Context, limit int) ([]time.Duration, error)
 }
 
@@ -64,6 +65,10 @@ type Activities struct {
 	Namespace string
 	// Metrics records the product's metrics (nil = none).
 	Metrics Metrics
+	// Workflows tells whether a hold's owner still runs and how a batch's
+	// jobs ended (nil = holds are released by their owners' answers only,
+	// and batches cannot reconcile).
+	Workflows WorkflowInspector
 	// SubmitSettle is how long a retried submission waits before it looks
 	// for a request an earlier attempt created: a request whose answer timed out may still be
 	// landing at the server. The worker sets it to

@@ -49,7 +49,9 @@ func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error
 		return storeError("record decision", err)
 	}
 	if in.Action == DecisionResume || in.Action == DecisionAbort {
-		if err := a.Store.ReleaseAccount(ctx); err != nil {
+		// Only the answering workflow's own hold: another batch's hold on
+		// the account stands until that batch is answered.
+		if _, err := a.Store.ReleaseHold(ctx, store.DefaultAccount, in.WorkflowID); err != nil {
 			return storeError("release submissions", err)
 		}
 	}

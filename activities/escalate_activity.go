@@ -97,7 +97,11 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 	}
 	if in.Kind == KindAccount {
 		// From now on no worker submits, until a human answers.
-		if err := a.Store.HoldAccount(ctx, in.Reason, in.HTTPStatus, in.Message, in.BatchID, esc.ID); err != nil {
+		// The hold belongs to the workflow that raised it: its answer
+		// releases it, and so does its end by any other path.
+		if _, err := a.Store.HoldAccount(ctx, store.NewHold{
+			Owner: in.WorkflowID, Reason: in.Reason, HTTPStatus: in.HTTPStatus, Message: in.Message, BatchID: in.BatchID, EscalationID: esc.ID,
+		}); err != nil {
 			return EscalateResult{}, storeError("hold submissions", err)
 		}
 	}

@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -138,25 +137,6 @@ func (a *Activities) settle(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// checkAccountHold refuses to submit while an account-wide failure waits for
-// a human: the API would refuse alike, and every refused call is noise.
-func (a *Activities) checkAccountHold(ctx context.Context) error {
-	h, err := a.Store.CurrentAccountHold(ctx)
-	if err != nil {
-		return storeError("read account hold", err)
-	}
-	if h == nil {
-		return nil
-	}
-	status := 0
-	if h.HTTPStatus != nil {
-		status = *h.HTTPStatus
-	}
-	msg := fmt.Sprintf("submissions are held since %s after an account-wide failure (%s); nothing was sent. Answer the escalation to resume",
-		h.Since.UTC().Format(time.RFC3339), h.Reason)
-	return temporal.NewNonRetryableApplicationError("submit: "+msg, h.Reason, nil, ErrorDetails{StatusCode: status, Message: msg})
 }
 
 // findEarlierSubmission returns the newest request with the job's

@@ -51,7 +51,7 @@ func (s Status) rank() int {
 		return 3
 	case StatusCompleted, StatusFailed, StatusNotSubmitted:
 		return 4
-	case StatusAbandoned:
+	case StatusAbandoned, StatusCancelled:
 		return 5
 	}
 	return -1

@@ -304,23 +304,86 @@ func TestAccountEscalationNamesTheBatch(t *testing.T) {
 	require.Equal(t, "resume", *escs[0].Resolution)
 }
 
-func TestAccountHold(t *testing.T) {
+// TestAccountHoldsBelongToTheirOwners: each workflow holds the account on
+// its own; releasing one owner's hold leaves the others standing (before
+// owners, one batch's resume lifted the hold another batch relied on).
+func TestAccountHoldsBelongToTheirOwners(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := open(t)
-	h, err := st.CurrentAccountHold(ctx)
+	holds, err := st.AccountHolds(ctx, "")
 	require.NoError(t, err)
-	require.Nil(t, h)
-	require.NoError(t, st.HoldAccount(ctx, "QuotaExceeded", 412, "token quota exhausted", "b1", 7))
-	require.NoError(t, st.HoldAccount(ctx, "Unauthorized", 401, "later", "b2", 8), "a second hold is a no-op")
-	h, err = st.CurrentAccountHold(ctx)
+	require.Empty(t, holds)
+	_, err = st.HoldAccount(ctx, store.NewHold{Reason: "QuotaExceeded"})
+	require.ErrorContains(t, err, "needs an owner")
+
+	created, err := st.HoldAccount(ctx, store.NewHold{Owner: "batch-b1", Reason: "QuotaExceeded", HTTPStatus: 412, Message: "token quota exhausted", BatchID: "b1", EscalationID: 7})
 	require.NoError(t, err)
-	require.Equal(t, "QuotaExceeded", h.Reason)
-	require.Equal(t, "b1", *h.BatchID)
-	require.NoError(t, st.ReleaseAccount(ctx))
-	h, err = st.CurrentAccountHold(ctx)
+	require.True(t, created)
+	created, err = st.HoldAccount(ctx, store.NewHold{Owner: "batch-b1", Reason: "Unauthorized", HTTPStatus: 401, Message: "later"})
 	require.NoError(t, err)
-	require.Nil(t, h)
+	require.False(t, created, "an owner's second hold is a no-op")
+	created, err = st.HoldAccount(ctx, store.NewHold{Owner: "batch-b2", Reason: "QuotaExceeded", HTTPStatus: 412, Message: "seen too", BatchID: "b2"})
+	require.NoError(t, err)
+	require.True(t, created)
+
+	holds, err = st.AccountHolds(ctx, store.DefaultAccount)
+	require.NoError(t, err)
+	require.Len(t, holds, 2)
+	require.Equal(t, "batch-b1", holds[0].Owner)
+	require.Equal(t, "QuotaExceeded", holds[0].Reason)
+	require.Equal(t, "b1", *holds[0].BatchID)
+	require.Equal(t, int64(7), *holds[0].EscalationID)
+
+	released, err := st.ReleaseHold(ctx, "", "batch-b1")
+	require.NoError(t, err)
+	require.True(t, released)
+	holds, err = st.AccountHolds(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, holds, 1, "b2's hold stands after b1's answer")
+	require.Equal(t, "batch-b2", holds[0].Owner)
+	released, err = st.ReleaseHold(ctx, "", "batch-b1")
+	require.NoError(t, err)
+	require.False(t, released)
+	other, err := st.AccountHolds(ctx, "other-account")
+	require.NoError(t, err)
+	require.Empty(t, other)
+}
+
+// TestMarkJobEndedEndsOnlyRowsInFlight: a cancelled or terminated job's
+// row moves to cancelled; a row that ended stays as it ended.
+func TestMarkJobEndedEndsOnlyRowsInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := open(t)
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-run")))
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-done")))
+	_, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-done", Attempt: 1, Status: store.StatusCompleted, RequestID: "r1", OutputURL: "https://out/1"})
+	require.NoError(t, err)
+
+	wrote, err := st.MarkJobEnded(ctx, "wf-run", store.StatusCancelled, "Terminated", "terminated by an operator")
+	require.NoError(t, err)
+	require.True(t, wrote)
+	j, err := st.GetJob(ctx, "wf-run")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, j.Status)
+	require.Equal(t, "Terminated", *j.ErrorType)
+	require.NotNil(t, j.FinishedAt)
+	applied, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-run", Attempt: 1, Status: store.StatusQueued})
+	require.NoError(t, err)
+	require.False(t, applied, "a late status never reopens a cancelled row")
+
+	wrote, err = st.MarkJobEnded(ctx, "wf-done", store.StatusCancelled, "Terminated", "late")
+	require.NoError(t, err)
+	require.False(t, wrote)
+	j, err = st.GetJob(ctx, "wf-done")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCompleted, j.Status)
+	wrote, err = st.MarkJobEnded(ctx, "wf-none", store.StatusCancelled, "Terminated", "no row")
+	require.NoError(t, err)
+	require.False(t, wrote)
+	_, err = st.MarkJobEnded(ctx, "wf-run", store.StatusQueued, "x", "y")
+	require.Error(t, err)
 }
 
 func TestRecentProcessingTimes(t *testing.T) {

@@ -157,6 +157,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		WebUIURL:   cfg.Temporal.WebUIURL,
 		Namespace:  cfg.Temporal.Namespace,
 		Metrics:    m,
+		Workflows:  activities.TemporalInspector{Client: tc},
 		// A retried submission looks for the earlier attempt's request only
 		// once that request can no longer be in flight.
 		SubmitSettle: cfg.API.RequestTimeout,
