@@ -7,6 +7,7 @@
 //	starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N] [--wait] [--skip-invalid]
 //	starter batch-status <batch-id>
 //	starter batch-resolve <batch-id> resume|abort
+//	starter holds [release <owner-workflow-id>]
 //
 // It reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE from
 // the environment. Exit status: 0 success; 1 the job ended escalated or
@@ -52,9 +53,11 @@ const usage = `usage:
                 [--max-pending N] [--wait] [--skip-invalid] [--results FILE]
   starter batch-status <batch-id>
   starter batch-resolve <batch-id> resume|abort [--note TEXT] [--by NAME]
+  starter holds [release <owner-workflow-id> [--account NAME]]
 
 Environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default),
-TEMPORAL_TASK_QUEUE (lipsync).
+TEMPORAL_TASK_QUEUE (lipsync); DATABASE_URL for holds, and for batch-status
+of a batch that has ended (how its jobs stand since).
 `
 
 // stdin is where --media-from - reads (a variable for the tests).
@@ -137,6 +140,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd = batchStatus
 	case "batch-resolve":
 		cmd = batchResolve
+	case "holds":
+		cmd = holds
 	default:
 		fmt.Fprintf(stderr, "starter: unknown command %q\n%s", args[0], usage)
 		return 2

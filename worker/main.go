@@ -177,7 +177,11 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.NotifyHuman)
 	mainWorker.RegisterActivity(acts.RecordDecision)
 	mainWorker.RegisterActivity(acts.RecordNotSubmitted)
-	mainWorker.RegisterActivity(acts.LoadBatchJobs)
+	mainWorker.RegisterActivity(acts.LoadBatchJobs) // batches that began before LoadBatchPage
+	mainWorker.RegisterActivity(acts.LoadBatchPage)
+	mainWorker.RegisterActivity(acts.ReconcileJobs)
+	mainWorker.RegisterActivity(acts.EndJob)
+	mainWorker.RegisterActivity(acts.DescribeWorkflow)
 	mainWorker.RegisterActivity(acts.PlanPolls)
 
 	// Every generation call goes through the submit queue, every status

@@ -48,6 +48,8 @@ type fakeAccount struct {
 	callsWhileHeld int
 	pausedAt       time.Time
 	pageLoads      int
+	// ended are the rows EndJob ended.
+	ended []string
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -134,6 +136,35 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 			page = append(page, activities.BatchJob{ReferenceID: j.ReferenceID, Video: j.Video, Audio: j.Audio})
 		}
 		return page, nil
+	})
+	env.OnActivity(a.EndJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EndJobInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.ended = append(f.ended, in.WorkflowID)
+		return nil
+	})
+	env.OnActivity(a.ReconcileJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReconcileJobsInput) ([]activities.WorkflowEnd, error) {
+		ends := make([]activities.WorkflowEnd, len(in.WorkflowIDs))
+		for i := range ends {
+			ends[i] = activities.WorkflowEnd{Status: activities.WorkflowRunning}
+		}
+		return ends, nil
+	})
+	env.OnActivity(a.DescribeWorkflow, mock.Anything, mock.Anything).Return(activities.WorkflowEnd{Status: activities.WorkflowRunning}, nil)
+	env.OnActivity(a.LoadBatchPage, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LoadBatchPageInput) (activities.LoadBatchPageResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.pageLoads++
+		from := in.From
+		if in.Cursor.Checked() {
+			from = in.Cursor.Read
+		}
+		end := min(from+in.Limit, in.Source.Jobs)
+		res := activities.LoadBatchPageResult{Next: activities.SourceCursor{Read: end, Offset: int64(end), Line: end + 2, Size: 1}}
+		for i := from; i < end; i++ {
+			res.Jobs = append(res.Jobs, activities.BatchJob{ReferenceID: fmt.Sprintf("src-%04d", i), Video: "https://cdn.example.com/v.mp4?X-Amz-Signature=SIG", Audio: "https://cdn.example.com/a.wav"})
+		}
+		return res, nil
 	})
 	env.OnActivity(a.RecordNotSubmitted, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotSubmittedInput) (int, error) {
 		f.mu.Lock()
@@ -414,7 +445,7 @@ func TestBatchFromASourceAbortRecordsEveryUnreadJob(t *testing.T) {
 			OnReject: func(err error) { t.Errorf("abort refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
 		}, BatchDecision{Action: activities.DecisionAbort, By: "ops"})
 	}, time.Hour)
-	res := runBatch(t, env, BatchInput{BatchID: "src-abort", Source: testSource(1100), Concurrency: 5})
+	res := runBatch(t, env, BatchInput{BatchID: "src-abort", Source: testSource(1100), Concurrency: 5, StartsPerRun: 5000})
 	require.Equal(t, 10, res.Completed)
 	require.Equal(t, 1090, res.NotSubmitted)
 	require.Len(t, f.notSubmit, 1090)
