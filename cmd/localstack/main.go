@@ -84,8 +84,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The logs hold job ids, request ids and server messages: the
-	// stack's user's only.
+	// The stack's folder stays traversable (the postgres user reaches its
+	// data under it when the stack runs as root); the logs hold job ids,
+	// request ids and server messages: the stack's user's only.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return err
 	}
