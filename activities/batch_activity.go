@@ -118,8 +118,12 @@ type LoadBatchPageInput struct {
 	Cursor SourceCursor
 	// From is the index of the first valid job wanted when the cursor is
 	// the zero cursor (a batch whose earlier runs read pages by index).
-	From  int
-	Limit int
+	From int
+	// Limit bounds the jobs of the page, and MaxBytes (0 = none) their
+	// size (reference_id and media URLs): the page ends at whichever comes
+	// first, with at least one job.
+	Limit    int
+	MaxBytes int
 }
 
 // LoadBatchPageResult is a page of jobs and where the next page starts.
@@ -172,9 +176,13 @@ func (a *Activities) LoadBatchPage(ctx context.Context, in LoadBatchPageInput) (
 	}
 	skip := cursor.Skip
 	res := LoadBatchPageResult{Next: cursor}
-	for len(res.Jobs) < in.Limit && sc.Scan() {
+	size := 0
+	for len(res.Jobs) < in.Limit && (in.MaxBytes <= 0 || size < in.MaxBytes) && sc.Scan() {
 		row := sc.Row()
 		res.Next.Offset, res.Next.Line = row.Next.Offset, row.Next.Line
+		if row.Job.Line%10000 == 0 && activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, row.Job.Line)
+		}
 		for len(skip) > 0 && skip[0] < row.Job.Line {
 			skip = skip[1:]
 		}
@@ -189,6 +197,7 @@ func (a *Activities) LoadBatchPage(ctx context.Context, in LoadBatchPageInput) (
 			continue // read by an earlier run (which paged by index)
 		}
 		j := row.Job
+		size += len(j.ReferenceID) + len(j.VideoURL) + len(j.AudioURL) + 100
 		res.Jobs = append(res.Jobs, BatchJob{ReferenceID: j.ReferenceID, Video: j.VideoURL, Audio: j.AudioURL, DisableActiveSpeakerDetection: j.DisableActiveSpeakerDetection})
 	}
 	if err := sc.Err(); err != nil {
@@ -211,7 +220,7 @@ func checkBatchFile(ctx context.Context, f *os.File, format batchfile.Format, sr
 	var skip []int
 	valid, rows := 0, 0
 	err := batchfile.Scan(io.TeeReader(f, h), format, ValidateBatchRow, func(r batchfile.Row) error {
-		if rows++; rows%10000 == 0 {
+		if rows++; rows%10000 == 0 && activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, rows)
 		}
 		if r.Problem != "" {

@@ -73,8 +73,24 @@ func loadPage(env *testsuite.TestActivityEnvironment, in activities.LoadBatchPag
 func TestLoadBatchPageReadsEveryValidJobOnceFromItsOffset(t *testing.T) {
 	_, src, valid := writeBatchFile(t, 2345)
 	env := pageEnv(t)
-	var got []string
+	// Pages bounded by bytes (long URLs) read the same jobs in more pages.
+	var small []string
 	cursor := activities.SourceCursor{}
+	for page := 0; len(small) < len(valid); page++ {
+		require.Less(t, page, 1000)
+		res, err := loadPage(env, activities.LoadBatchPageInput{Source: src, Cursor: cursor, From: len(small), Limit: 100, MaxBytes: 2000})
+		require.NoError(t, err)
+		require.NotEmpty(t, res.Jobs)
+		require.LessOrEqual(t, len(res.Jobs), 12, "about 2,000 bytes of jobs (about 180 each)")
+		for _, j := range res.Jobs {
+			small = append(small, j.ReferenceID)
+		}
+		cursor = res.Next
+	}
+	require.Equal(t, valid, small)
+
+	var got []string
+	cursor = activities.SourceCursor{}
 	for page := 0; len(got) < len(valid); page++ {
 		require.Less(t, page, 100)
 		res, err := loadPage(env, activities.LoadBatchPageInput{Source: src, Cursor: cursor, From: len(got), Limit: 100})

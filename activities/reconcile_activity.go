@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/chamelaion-lipsync/worker/store"
@@ -26,6 +27,9 @@ func (a *Activities) ReconcileJobs(ctx context.Context, in ReconcileJobsInput) (
 	}
 	ends := make([]WorkflowEnd, len(in.WorkflowIDs))
 	for i, id := range in.WorkflowIDs {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, i)
+		}
 		end, err := a.Workflows.WorkflowEnd(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("reconcile jobs: %w", err)

@@ -199,7 +199,8 @@ func (c *Checker) Check(j Job) string {
 	} else if first, dup := c.firstLine[j.ReferenceID]; dup {
 		problems = append(problems, fmt.Sprintf("duplicate reference_id %q (first on line %d)", truncate(j.ReferenceID), first))
 	} else {
-		c.firstLine[j.ReferenceID] = j.Line
+		// A copy: the row's own string holds the whole line.
+		c.firstLine[strings.Clone(j.ReferenceID)] = j.Line
 	}
 	for _, u := range []struct{ name, value string }{{ColumnVideoURL, j.VideoURL}, {ColumnAudioURL, j.AudioURL}} {
 		if p := urlProblem(u.value); p != "" {
@@ -394,7 +395,9 @@ func (s *Scanner) scanCSV() bool {
 		first, _ := s.cr.FieldPos(0)
 		last, _ := s.cr.FieldPos(len(rec) - 1)
 		line := s.base.Line - 1 + first
-		s.line = s.base.Line - 1 + last
+		// FieldPos is where the last field starts: a quoted last field may
+		// go on over more lines.
+		s.line = s.base.Line - 1 + last + strings.Count(rec[len(rec)-1], "\n")
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}

@@ -57,13 +57,19 @@ func randomFile(rng *rand.Rand, n int) (Format, []byte) {
 	if n%2 == 0 {
 		b.WriteString("reference_id,video_url,audio_url,disable_active_speaker_detection" + eol)
 		for i := range rows {
-			switch rng.IntN(6) {
+			switch rng.IntN(8) {
 			case 0:
 				b.WriteString(eol) // blank
 			case 1:
 				fmt.Fprintf(&b, "\"r-%d\nsecond line\",https://v/%d.mp4,https://a/%d.wav,true%s", i, i, i, eol)
 			case 2:
 				fmt.Fprintf(&b, "r-%d,https://v/%d.mp4%s", i, i, eol) // too few fields
+			case 3:
+				// a quoted last field over two lines (found by review: the
+				// next row's line was counted from where the field began)
+				fmt.Fprintf(&b, "r-%d,https://v/%d.mp4,https://a/%d.wav,\"%s\"%s", i, i, i, eol, eol)
+			case 4:
+				fmt.Fprintf(&b, "r-%d,https://v/%d.mp4,https://a/%d.wav,true%s", i%3, i, i, eol) // maybe a duplicate
 			default:
 				fmt.Fprintf(&b, "r-%d,\"https://v/%d.mp4?a=1,b=2\",https://a/%d.wav,%s", i, i, i, eol)
 			}

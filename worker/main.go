@@ -182,6 +182,7 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.ReconcileJobs)
 	mainWorker.RegisterActivity(acts.EndJob)
 	mainWorker.RegisterActivity(acts.DescribeWorkflow)
+	mainWorker.RegisterActivity(acts.ActiveHolds)
 	mainWorker.RegisterActivity(acts.PlanPolls)
 
 	// Every generation call goes through the submit queue, every status

@@ -106,10 +106,10 @@ func (j *job) tellBatch(ctx workflow.Context, ev BatchJobEvent) {
 const versionBlockedWatchesBatch = "blocked-watches-batch"
 
 // awaitAccountDecision holds the job, visibly blocked, until its batch
-// answers the account-wide failure. Every blockedCheckEvery it asks
-// whether the batch still runs: a batch that ended without answering
-// (terminated by an operator) leaves its held-back jobs not submitted
-// rather than hanging.
+// answers the account-wide failure. Now and then (blockedCheckEvery,
+// doubling) it asks whether the batch still runs: a batch that ended
+// without answering (terminated by an operator) leaves its held-back jobs
+// not submitted rather than hanging. A long wait continues as new.
 func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status int, msg string) (AccountDecision, error) {
 	j.blocked, j.lastError = reason, msg
 	j.setStatus(ctx, "blocked")
@@ -121,10 +121,18 @@ func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status i
 	if workflow.GetVersion(ctx, versionBlockedWatchesBatch, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		ch.Receive(ctx, &d)
 	} else {
+		every := j.blockedCheckEvery()
 		for {
-			ok, _ := ch.ReceiveWithTimeout(ctx, j.blockedCheckEvery(), &d)
+			ok, _ := ch.ReceiveWithTimeout(ctx, every, &d)
 			if ok || ctx.Err() != nil {
 				break
+			}
+			if info := workflow.GetInfo(ctx); info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > blockedHistoryBound {
+				// A pause of weeks: a fresh run submits again, meets the
+				// hold (nothing is sent) and is held back again.
+				next, state := j.in, j.state
+				next.Resume = &state
+				return AccountDecision{}, workflow.NewContinueAsNewError(ctx, WorkflowName, next)
 			}
 			var end activities.WorkflowEnd
 			if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.DescribeWorkflow, j.batchWorkflowID).Get(ctx, &end); err != nil {
@@ -133,6 +141,7 @@ func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status i
 				}
 				continue
 			}
+			every = min(2*every, time.Hour)
 			if !end.Running() {
 				d = AccountDecision{Action: activities.DecisionAbort, By: "worker",
 					Note: fmt.Sprintf("its batch ended (%s) while the job was held back", end.Status)}
@@ -151,8 +160,14 @@ func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status i
 	return d, nil
 }
 
-// blockedCheckEvery is how often a held-back job asks whether its batch
-// still runs: ten poll intervals, from a minute to an hour.
+// blockedHistoryBound continues a held-back job as new when its history
+// grows past this many events (each check of its batch costs about ten).
+const blockedHistoryBound = 5000
+
+// blockedCheckEvery is how often a held-back job first asks whether its
+// batch still runs: ten poll intervals, from a minute to an hour; each
+// answer that it runs doubles the wait, up to an hour (about 30 checks a
+// day in a long pause).
 func (j *job) blockedCheckEvery() time.Duration {
 	return min(max(10*j.state.Settings.Poll.Max, time.Minute), time.Hour)
 }

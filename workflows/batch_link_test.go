@@ -2,10 +2,14 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -84,5 +88,28 @@ func TestHeldBackJobOfAnEndedBatchIsNotSubmitted(t *testing.T) {
 	require.Contains(t, appErr.Message(), "its batch ended (terminated) while the job was held back")
 	require.Equal(t, []string{"batch-gone", "batch-gone", "batch-gone"}, asked)
 	require.Len(t, notSubmitted, 1)
-	require.Less(t, env.Now().Sub(start), 31*time.Minute, "three checks, ten minutes apart")
+	require.Less(t, env.Now().Sub(start), 71*time.Minute, "three checks, after 10, 20 and 40 minutes")
+}
+
+// TestBatchMessagesAreBounded: every message a batch keeps is cut to a
+// bound (never inside a UTF-8 sequence), and an answer's name is bounded
+// like its note, so 1,000 listed outcomes can never outgrow a payload
+// (before, a megabyte error message or a long --by was kept whole).
+func TestBatchMessagesAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 400_000)
+	got := capMessage(long)
+	require.LessOrEqual(t, len(got), maxOutcomeMessage+len("…"))
+	require.True(t, utf8.ValidString(got))
+	require.Equal(t, "short", capMessage("short"))
+	require.ErrorContains(t, ValidateBatchDecision(BatchDecision{Action: "resume", By: strings.Repeat("x", MaxDecisionBy+1)}), "by is 201 bytes long")
+	require.NoError(t, ValidateBatchDecision(BatchDecision{Action: "abort", By: strings.Repeat("x", MaxDecisionBy)}))
+
+	b := &batch{}
+	for i := range MaxListedOutcomes + 50 {
+		b.record(JobOutcome{ReferenceID: fmt.Sprintf("%0200d", i), Outcome: OutcomeEscalated, Message: long})
+	}
+	raw, err := json.Marshal(b.result())
+	require.NoError(t, err)
+	require.Less(t, len(raw), 600_000, "a result listing 1,000 failures with megabyte messages")
+	require.Equal(t, MaxListedOutcomes+50, b.state.Escalated)
 }

@@ -66,9 +66,23 @@ func (b *batch) deliverTells(ctx workflow.Context) error {
 }
 
 // escalateAccount raises the batch's one escalation for its pause (the
-// account is held until the answer: no worker submits meanwhile).
+// account is held until the answer: no worker submits meanwhile). A pause
+// behind another workflow's hold (a batch paused on the same account) is
+// that workflow's to answer: the batch raises nothing and waits for the
+// hold to go (watchHold), so that answering one batch never pauses another
+// again.
 func (b *batch) escalateAccount(ctx workflow.Context) error {
 	p := b.state.Pause
+	var holds []activities.HoldInfo
+	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.ActiveHolds).Get(ctx, &holds); err != nil {
+		return fmt.Errorf("read account holds: %w", err)
+	}
+	if other := b.otherHold(holds); other != nil {
+		p.Escalated, p.HeldBy = true, other.Owner
+		workflow.GetLogger(ctx).Warn("held back by another workflow's account hold: waiting for it", "HeldBy", other.Owner, "Reason", other.Reason)
+		b.publish(ctx)
+		return nil
+	}
 	in := activities.EscalateInput{
 		WorkflowID:  b.workflowID,
 		ReferenceID: p.ReferenceID,
@@ -126,5 +140,49 @@ func (b *batch) applyDecision(ctx workflow.Context) error {
 		}
 	}
 	b.publish(ctx)
+	return nil
+}
+
+// otherHold is the first hold in force that is not this batch's.
+func (b *batch) otherHold(holds []activities.HoldInfo) *activities.HoldInfo {
+	for i := range holds {
+		if holds[i].Owner != b.workflowID {
+			return &holds[i]
+		}
+	}
+	return nil
+}
+
+// holdWatchEvery is how often a batch paused behind another workflow's
+// hold looks whether it was released.
+func (b *batch) holdWatchEvery() time.Duration { return max(b.in.ReconcileAfter/10, 10*time.Second) }
+
+// armHoldWatch makes sure a timer wakes the loop to look at the hold a
+// pause waits behind.
+func (b *batch) armHoldWatch(ctx workflow.Context) {
+	p := b.state.Pause
+	if b.holdTimer != nil || p == nil || p.HeldBy == "" || b.state.Decision != nil {
+		return
+	}
+	b.holdTimer = workflow.NewTimer(ctx, b.holdWatchEvery())
+}
+
+// watchHold resumes a batch paused behind another workflow's hold once no
+// such hold is in force (the batch's own answer is then the worker's).
+func (b *batch) watchHold(ctx workflow.Context) error {
+	p := b.state.Pause
+	if p == nil || p.HeldBy == "" || b.state.Decision != nil {
+		return nil
+	}
+	var holds []activities.HoldInfo
+	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.ActiveHolds).Get(ctx, &holds); err != nil {
+		return fmt.Errorf("read account holds: %w", err)
+	}
+	if other := b.otherHold(holds); other != nil {
+		p.HeldBy = other.Owner
+		return nil
+	}
+	b.state.Decision = &BatchDecision{Action: activities.DecisionResume, By: "worker",
+		Note: fmt.Sprintf("the account hold of %s was released", p.HeldBy)}
 	return nil
 }

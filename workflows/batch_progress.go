@@ -125,7 +125,11 @@ func (b *batch) details(p BatchProgress) string {
 	if p.Cancelled > 0 {
 		fmt.Fprintf(&s, " · %d cancelled", p.Cancelled)
 	}
-	if p.Pause != nil {
+	switch {
+	case p.Pause != nil && p.Pause.HeldBy != "":
+		fmt.Fprintf(&s, " · PAUSED behind the account hold of %s (%s) · %d jobs held back · resumes by itself when that hold is released",
+			p.Pause.HeldBy, p.Pause.Reason, len(p.Pause.Blocked))
+	case p.Pause != nil:
 		fmt.Fprintf(&s, " · PAUSED on %s (HTTP %d): %s · %d jobs held back · answer: starter batch-resolve %s resume|abort",
 			p.Pause.Reason, p.Pause.HTTPStatus, p.Pause.Message, len(p.Pause.Blocked), p.BatchID)
 	}

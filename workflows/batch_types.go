@@ -43,9 +43,13 @@ const (
 	// job before it asks Temporal how the job stands (a job cancelled or
 	// terminated without a word, a signal that never arrived).
 	DefaultBatchReconcileAfter = 10 * time.Minute
-	// maxOutcomeMessage bounds each message a batch keeps of a job's end,
-	// so that state and result stay bounded however long the messages.
-	maxOutcomeMessage = 500
+	// maxOutcomeMessage bounds each message a batch keeps of a job's end
+	// (listed outcomes), and maxWaitingMessage the message it keeps of a
+	// job waiting for a human, so that state and result stay within a
+	// payload however long the messages (1,000 listed outcomes and
+	// maxWaiting jobs with 200-byte reference_ids: about 1.5 MB at most).
+	maxOutcomeMessage = 300
+	maxWaitingMessage = 160
 	// MaxDecisionBy bounds who answered a decision.
 	MaxDecisionBy = 200
 )
@@ -83,6 +87,9 @@ type BatchInput struct {
 	// submitted, after an abort) before it continues as new
 	// (0 = DefaultBatchStartsPerRun).
 	StartsPerRun int
+	// PageSize is how many jobs of a Source one page holds at most
+	// (0 = 500).
+	PageSize int `json:",omitempty"`
 	// ReconcileAfter is how long the batch waits to hear from a job before
 	// it asks Temporal how the job stands (0 = DefaultBatchReconcileAfter).
 	ReconcileAfter time.Duration `json:",omitempty"`
@@ -187,8 +194,13 @@ type AccountPause struct {
 	ReferenceID  string
 	Since        time.Time
 	EscalationID int64
-	// Escalated is true once the escalation is recorded.
+	// Escalated is true once the escalation is recorded (or, for a pause
+	// behind another owner's hold, once that is known).
 	Escalated bool
+	// HeldBy names the workflow whose hold held the jobs back, when it is
+	// not this batch's: the batch raises no escalation or hold of its own
+	// and resumes by itself once that hold is released.
+	HeldBy string `json:",omitempty"`
 	// Blocked are the jobs waiting on the decision.
 	Blocked []string
 }
@@ -288,8 +300,8 @@ func ValidateBatchInput(in BatchInput) error {
 	if err := ValidateReferenceID(in.BatchID); err != nil {
 		return fmt.Errorf("batch id: %w", err)
 	}
-	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 || in.ReconcileAfter < 0 {
-		return errors.New("concurrency, max pending, starts per run and reconcile after must not be negative")
+	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 || in.ReconcileAfter < 0 || in.PageSize < 0 {
+		return errors.New("concurrency, max pending, starts per run, page size and reconcile after must not be negative")
 	}
 	if src := in.Source; src != nil {
 		switch {

@@ -12,14 +12,27 @@ import (
 	"github.com/chamelaion-lipsync/worker/activities"
 )
 
-// batchPageSize is how many jobs one page of a Source holds.
-const batchPageSize = 500
+// batchPageSize is how many jobs one page of a Source holds at most (unless
+// BatchInput.PageSize says), and batchPageBytes how many bytes of jobs: a
+// page, and the rest of it a continued run carries, stay well within a
+// payload however long the pre-signed URLs.
+const (
+	batchPageSize  = 500
+	batchPageBytes = 512 << 10
+)
+
+func (b *batch) pageSize() int {
+	if b.in.PageSize > 0 {
+		return b.in.PageSize
+	}
+	return batchPageSize
+}
 
 // maxWaiting bounds the escalated jobs waiting for a human that a batch
 // follows at once: beyond it, the batch starts nothing more until humans
 // answer, so that its state stays bounded (and so many escalations are a
 // cause to look at before spending more).
-const maxWaiting = 5000
+const maxWaiting = 2000
 
 // remaining counts the jobs not yet started (nor recorded as not
 // submitted).
@@ -67,8 +80,8 @@ func (b *batch) loadPage(ctx workflow.Context) error {
 		cursor = *b.state.Cursor
 	}
 	var res activities.LoadBatchPageResult
-	err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.LoadBatchPage, activities.LoadBatchPageInput{
-		Source: *b.in.Source, Cursor: cursor, From: b.state.Loaded, Limit: batchPageSize,
+	err := workflow.ExecuteActivity(pageActivityOptions(ctx), a.LoadBatchPage, activities.LoadBatchPageInput{
+		Source: *b.in.Source, Cursor: cursor, From: b.state.Loaded, Limit: b.pageSize(), MaxBytes: batchPageBytes,
 	}).Get(ctx, &res)
 	if err != nil {
 		return fmt.Errorf("read jobs %d+ of the batch file: %w", b.state.Loaded+1, err)
@@ -210,7 +223,7 @@ func (b *batch) apply(ctx workflow.Context, ev BatchJobEvent) {
 			j.Status = jobProcessing
 		}
 	case EventEscalated:
-		j.Status, j.Reason, j.HTTPStatus, j.Message = jobEscalated, ev.Reason, ev.HTTPStatus, capMessage(ev.Message)
+		j.Status, j.Reason, j.HTTPStatus, j.Message = jobEscalated, capText(ev.Reason, 60), ev.HTTPStatus, capText(ev.Message, maxWaitingMessage)
 	case EventRetrying:
 		j.Status, j.Submitted, j.Reason, j.HTTPStatus, j.Message = jobPending, false, "", 0, ""
 	case EventBlocked:
@@ -266,7 +279,7 @@ func (b *batch) reconcile(ctx workflow.Context) error {
 	}
 	b.state.Reconciled = workflow.Now(ctx)
 	var ends []activities.WorkflowEnd
-	err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.ReconcileJobs, activities.ReconcileJobsInput{BatchID: b.in.BatchID, WorkflowIDs: ids}).Get(ctx, &ends)
+	err := workflow.ExecuteActivity(reconcileActivityOptions(ctx), a.ReconcileJobs, activities.ReconcileJobsInput{BatchID: b.in.BatchID, WorkflowIDs: ids}).Get(ctx, &ends)
 	if err != nil || len(ends) != len(ids) {
 		workflow.GetLogger(ctx).Warn("could not look up jobs not heard from; trying again later", "Jobs", len(ids), "Error", err)
 		return nil

@@ -64,6 +64,9 @@ type batch struct {
 	tells []jobTell
 	// reconcileTimer fires when it is time to look up jobs not heard from.
 	reconcileTimer workflow.Future
+	// holdTimer fires when it is time to look whether the hold a pause
+	// waits behind was released.
+	holdTimer workflow.Future
 	// What publish last told Temporal's visibility.
 	publishedStatus    string
 	publishedEscalated string
@@ -98,6 +101,17 @@ func newBatch(ctx workflow.Context, in BatchInput) *batch {
 	if in.Resume != nil {
 		b.state = *in.Resume
 		b.state.Runs++
+		// A run of the previous loop carried no Counted and no HeardAt:
+		// its submitted jobs are counted already, and heard from now.
+		for i := range b.state.InFlight {
+			j := &b.state.InFlight[i]
+			if j.Submitted {
+				j.Counted = true
+			}
+			if j.HeardAt.IsZero() {
+				j.HeardAt = workflow.Now(ctx)
+			}
+		}
 	} else {
 		b.state = BatchState{Total: len(in.Jobs), StartedAt: workflow.Now(ctx), Runs: 1}
 		if in.Source != nil {
@@ -163,6 +177,7 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 		}
 		b.publish(ctx)
 		b.armReconcile(ctx)
+		b.armHoldWatch(ctx)
 		if err := workflow.Await(ctx, b.woken); err != nil {
 			return BatchResult{}, err
 		}
@@ -182,6 +197,9 @@ func (b *batch) step(ctx workflow.Context) (bool, error) {
 	case b.reconcileTimer != nil && b.reconcileTimer.IsReady():
 		b.reconcileTimer = nil
 		return true, b.reconcile(ctx)
+	case b.holdTimer != nil && b.holdTimer.IsReady():
+		b.holdTimer = nil
+		return true, b.watchHold(ctx)
 	case b.state.Aborted && b.remaining() > 0 && b.startsThisRun < b.in.StartsPerRun:
 		return true, b.recordNotSubmitted(ctx)
 	case b.needsPage():
@@ -196,7 +214,7 @@ func (b *batch) woken() bool {
 	if b.events.Len() > 0 || b.state.Decision != nil {
 		return true
 	}
-	if b.reconcileTimer != nil && b.reconcileTimer.IsReady() {
+	if b.reconcileTimer != nil && b.reconcileTimer.IsReady() || b.holdTimer != nil && b.holdTimer.IsReady() {
 		return true
 	}
 	return slices.ContainsFunc(b.starts, func(s childStart) bool { return s.future.IsReady() })
@@ -308,13 +326,17 @@ func (b *batch) armReconcile(ctx workflow.Context) {
 }
 
 // capMessage bounds a message kept in the batch's state or result.
-func capMessage(s string) string {
-	if len(s) <= maxOutcomeMessage {
+func capMessage(s string) string { return capText(s, maxOutcomeMessage) }
+
+// capText cuts s to at most n bytes (and an ellipsis), never inside a
+// UTF-8 sequence.
+func capText(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxOutcomeMessage
+	cut := n
 	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut-- // do not split a UTF-8 sequence
+		cut--
 	}
 	return s[:cut] + "…"
 }

@@ -50,6 +50,9 @@ type fakeAccount struct {
 	pageLoads      int
 	// ended are the rows EndJob ended.
 	ended []string
+	// foreignHold is another workflow's account hold in force ("" = none):
+	// submissions are refused while it stands.
+	foreignHold string
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -80,7 +83,7 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 	env.OnActivity(a.Submit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SubmitInput) (activities.SubmitResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.held {
+		if f.held || f.foreignHold != "" {
 			return activities.SubmitResult{}, temporal.NewNonRetryableApplicationError("held", chamelaion.TypeQuotaExceeded, nil, activities.ErrorDetails{StatusCode: 412})
 		}
 		f.apiCalls++
@@ -151,6 +154,18 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 		return ends, nil
 	})
 	env.OnActivity(a.DescribeWorkflow, mock.Anything, mock.Anything).Return(activities.WorkflowEnd{Status: activities.WorkflowRunning}, nil)
+	env.OnActivity(a.ActiveHolds, mock.Anything).Return(func(context.Context) ([]activities.HoldInfo, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var holds []activities.HoldInfo
+		if f.held {
+			holds = append(holds, activities.HoldInfo{Owner: "default-test-workflow-id", Reason: chamelaion.TypeQuotaExceeded})
+		}
+		if f.foreignHold != "" {
+			holds = append(holds, activities.HoldInfo{Owner: f.foreignHold, Reason: chamelaion.TypeQuotaExceeded, HTTPStatus: 412})
+		}
+		return holds, nil
+	})
 	env.OnActivity(a.LoadBatchPage, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LoadBatchPageInput) (activities.LoadBatchPageResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -451,4 +466,33 @@ func TestBatchFromASourceAbortRecordsEveryUnreadJob(t *testing.T) {
 	require.Len(t, f.notSubmit, 1090)
 	require.Len(t, res.Outcomes, MaxListedOutcomes, "the result lists a bounded number of failures")
 	require.False(t, res.OutcomesListed)
+}
+
+// TestBatchPausedBehindAnotherBatchsHoldResumesByItself: a batch whose jobs
+// are held back by another batch's account hold raises no escalation or
+// hold of its own and resumes by itself once that hold is released (found
+// by review: with a hold each, answering one batch paused the other again,
+// and so on, each pause escalated and notified anew).
+func TestBatchPausedBehindAnotherBatchsHoldResumesByItself(t *testing.T) {
+	f := &fakeAccount{foreignHold: "batch-other"}
+	env := newBatchEnv(t, f)
+	var during BatchProgress
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryBatchProgress)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&during))
+		f.mu.Lock()
+		f.foreignHold = "" // the other batch was answered
+		f.mu.Unlock()
+	}, 2*time.Hour)
+	res := runBatch(t, env, BatchInput{BatchID: "behind", Jobs: batchJobs("bh-", 12), Concurrency: 4, MaxPending: 4})
+	require.Equal(t, BatchPaused, during.Status)
+	require.Equal(t, "batch-other", during.Pause.HeldBy)
+	require.Equal(t, 12, res.Completed)
+	require.Empty(t, f.escalations, "no escalation of its own")
+	require.Len(t, f.decisions, 1)
+	require.Equal(t, activities.DecisionInput{WorkflowID: "default-test-workflow-id", Attempt: 1, Action: "resume", By: "worker", Note: "the account hold of batch-other was released"}, f.decisions[0])
+	for ref, n := range f.accepted {
+		require.Equal(t, 1, n, ref)
+	}
 }
