@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-.PHONY: run test faults bench bench-memory bench-rate fuzz build emulator temporal-cli fmt vet clean
+.PHONY: run test faults bench bench-memory bench-rate bench-paging fuzz build emulator temporal-cli fmt vet clean
 
 run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs
 	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
@@ -23,8 +23,13 @@ bench-rate: ## the rate-budget benchmark: two workers, a 600/min budget, 600 job
 	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) \
 		go test -tags integration -run XXX -bench RateBudget -benchtime 1x ./integration/ 2>&1 | grep -E '^\||Benchmark|ok|FAIL'
 
+bench-paging: ## a --worker-file batch paged through the worker (abort after the first window): time and worker peak RSS per size (PAGING_ROWS, default 50000,100000,200000; about 15 minutes)
+	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) \
+		go test -tags integration -run XXX -bench BatchPaging -benchtime 1x -timeout 3h ./integration/ 2>&1 | grep -E '^\||Benchmark|ok|FAIL'
+	go test -run XXX -bench PageThroughBatchFile -benchtime 1x ./activities/ | grep -E 'Benchmark|ok|FAIL'
+
 fuzz: ## every fuzz target for FUZZTIME (default 60s) each
-	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzValidateInput ./workflows/"; do \
+	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzRedact ./chamelaion/" "FuzzWriteResults ./starter/" "FuzzValidateInput ./workflows/"; do \
 		set -- $$t; go test -run XXX -fuzz "^$$1\$$" -fuzztime $${FUZZTIME:-60s} $$2 || exit 1; done
 
 build: ## the binaries, into bin/

@@ -33,24 +33,37 @@ func (a *Activities) checkAccountHold(ctx context.Context) error {
 }
 
 // activeHold returns the oldest hold on the account whose owner still
-// runs, releasing the holds of owners that have ended; nil when none.
+// runs, or nil.
 func (a *Activities) activeHold(ctx context.Context, account string) (*store.AccountHold, error) {
+	holds, err := a.liveHolds(ctx, account)
+	if err != nil || len(holds) == 0 {
+		return nil, err
+	}
+	return &holds[0], nil
+}
+
+// liveHolds lists the holds on the account whose owners still run, oldest
+// first, releasing the holds of owners that have ended by any path.
+func (a *Activities) liveHolds(ctx context.Context, account string) ([]store.AccountHold, error) {
 	holds, err := a.Store.AccountHolds(ctx, account)
 	if err != nil {
 		return nil, storeError("read account holds", err)
 	}
+	if a.Workflows == nil {
+		return holds, nil
+	}
+	live := holds[:0]
 	for _, h := range holds {
-		if a.Workflows == nil {
-			return &h, nil
-		}
 		end, err := a.Workflows.WorkflowEnd(ctx, h.Owner)
 		if err != nil {
 			// Temporal unreachable: the hold stands (failing safe).
 			a.logger().Warn("could not tell whether a hold's owner runs; the hold stands", "owner", h.Owner, "error", err)
-			return &h, nil
+			live = append(live, h)
+			continue
 		}
 		if end.Running() {
-			return &h, nil
+			live = append(live, h)
+			continue
 		}
 		if _, err := a.Store.ReleaseHold(ctx, h.Account, h.Owner); err != nil {
 			return nil, storeError("release an ended owner's hold", err)
@@ -58,5 +71,33 @@ func (a *Activities) activeHold(ctx context.Context, account string) (*store.Acc
 		a.logger().Warn("account hold released: its owner has ended", "account", h.Account, "owner", h.Owner,
 			"owner_status", end.Status, "reason", h.Reason, "since", h.Since)
 	}
-	return nil, nil
+	return live, nil
+}
+
+// HoldInfo is an account hold in force, as a batch sees it.
+type HoldInfo struct {
+	Owner      string
+	Reason     string
+	HTTPStatus int    `json:",omitempty"`
+	Message    string `json:",omitempty"`
+}
+
+// ActiveHolds lists the holds in force on the account whose owners still
+// run (the holds of owners that have ended are released on the way): a
+// batch whose job was held back by another owner's hold waits for that
+// hold rather than raising its own.
+func (a *Activities) ActiveHolds(ctx context.Context) ([]HoldInfo, error) {
+	holds, err := a.liveHolds(ctx, store.DefaultAccount)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HoldInfo, 0, len(holds))
+	for _, h := range holds {
+		info := HoldInfo{Owner: h.Owner, Reason: h.Reason, Message: h.Message}
+		if h.HTTPStatus != nil {
+			info.HTTPStatus = *h.HTTPStatus
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }

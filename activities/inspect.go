@@ -81,3 +81,16 @@ func (t TemporalInspector) WorkflowEnd(ctx context.Context, workflowID string) (
 	}
 	return end, nil
 }
+
+// DescribeWorkflow tells how a workflow's latest run stands (a held-back
+// job asks whether its batch still runs).
+func (a *Activities) DescribeWorkflow(ctx context.Context, workflowID string) (WorkflowEnd, error) {
+	if a.Workflows == nil {
+		return WorkflowEnd{}, temporal.NewNonRetryableApplicationError("describe workflow: the worker cannot ask Temporal about workflows", TypeInvalidInput, nil)
+	}
+	end, err := a.Workflows.WorkflowEnd(ctx, workflowID)
+	if err != nil {
+		return WorkflowEnd{}, fmt.Errorf("describe workflow: %w", err)
+	}
+	return end, nil
+}

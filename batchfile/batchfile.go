@@ -28,8 +28,11 @@ const (
 	ColumnDisableDetection = "disable_active_speaker_detection"
 )
 
-// maxDefectsBeforeGivingUp bounds the defects reported for one file.
-const maxDefectsBeforeGivingUp = 1000
+// MaxDefects bounds the invalid rows reported for one file: past it, a
+// scan gives up (and a batch is refused, with or without skipping).
+const MaxDefects = 1000
+
+const maxDefectsBeforeGivingUp = MaxDefects
 
 // requiredColumns must be in every file.
 var requiredColumns = []string{ColumnReferenceID, ColumnVideoURL, ColumnAudioURL}
@@ -83,6 +86,9 @@ func (d Defect) String() string {
 type Result struct {
 	Jobs    []Job
 	Defects []Defect
+	// GaveUp is true when the file has so many invalid rows that the rest
+	// was not read.
+	GaveUp bool
 }
 
 // Error lists the defects of a file, one per line.
@@ -108,59 +114,105 @@ type Validator func(Job) error
 
 // Parse reads a whole file. It returns the valid jobs and the defects; a
 // defect of the whole file (unreadable, missing column) leaves no jobs.
-// validate may be nil.
+// validate may be nil. It gives up after 1,000 defects (Result.GaveUp).
 func Parse(r io.Reader, format Format, validate Validator) (Result, error) {
 	var res Result
-	var err error
-	switch format {
-	case CSV:
-		res, err = parseCSV(r)
-	case JSONL:
-		res, err = parseJSONL(r)
-	default:
-		return Result{}, fmt.Errorf("unknown format %q: want csv or jsonl", format)
-	}
+	err := Scan(r, format, validate, func(row Row) error {
+		if row.Problem != "" {
+			res.Defects = append(res.Defects, Defect{Line: row.Job.Line, Problem: row.Problem})
+			return nil
+		}
+		res.Jobs = append(res.Jobs, row.Job)
+		return nil
+	}, &res.Defects)
 	if err != nil {
 		return Result{}, err
 	}
-	res.Jobs = check(res.Jobs, &res.Defects, validate)
-	slices.SortStableFunc(res.Defects, func(a, b Defect) int { return a.Line - b.Line })
+	res.GaveUp = len(res.Defects) >= maxDefectsBeforeGivingUp
 	if len(res.Jobs) == 0 && len(res.Defects) == 0 {
 		res.Defects = append(res.Defects, Defect{Problem: "the file holds no jobs"})
 	}
 	return res, nil
 }
 
-// check applies the per-row rules and drops the rows that break them.
-func check(jobs []Job, defects *[]Defect, validate Validator) []Job {
-	firstLine := map[string]int{}
-	valid := jobs[:0]
-	for _, j := range jobs {
-		var problems []string
-		if j.ReferenceID == "" {
-			problems = append(problems, "reference_id is empty")
-		} else if first, dup := firstLine[j.ReferenceID]; dup {
-			problems = append(problems, fmt.Sprintf("duplicate reference_id %q (first on line %d)", j.ReferenceID, first))
-		} else {
-			firstLine[j.ReferenceID] = j.Line
-		}
-		for _, u := range []struct{ name, value string }{{ColumnVideoURL, j.VideoURL}, {ColumnAudioURL, j.AudioURL}} {
-			if p := urlProblem(u.value); p != "" {
-				problems = append(problems, u.name+" "+p)
-			}
-		}
-		if len(problems) == 0 && validate != nil {
-			if err := validate(j); err != nil {
-				problems = append(problems, err.Error())
-			}
-		}
-		if len(problems) > 0 {
-			*defects = append(*defects, Defect{Line: j.Line, Problem: strings.Join(problems, "; ")})
-			continue
-		}
-		valid = append(valid, j)
+// Row is one row of a file, checked: a valid job (Problem "") or an
+// invalid row and why. Job.Line is its line.
+type Row struct {
+	Job     Job
+	Problem string
+	// Next is where the row after it starts.
+	Next Position
+}
+
+// Scan reads a whole file row by row, checking each (its fields, a
+// duplicate reference_id, and validate), and calls each with every row, in
+// order, without holding the file in memory (only the reference_ids seen,
+// to find duplicates). Defects of the whole file (the header) go to
+// fileDefects and end the scan. It stops after 1,000 invalid rows, or when
+// each returns an error (which it returns).
+func Scan(r io.Reader, format Format, validate Validator, each func(Row) error, fileDefects *[]Defect) error {
+	sc, defects, err := NewScanner(r, format, Position{})
+	if err != nil {
+		return err
 	}
-	return valid
+	if len(defects) > 0 {
+		*fileDefects = append(*fileDefects, defects...)
+		return nil
+	}
+	c := NewChecker(validate)
+	invalid := 0
+	for sc.Scan() {
+		row := sc.Row()
+		if row.Problem == "" {
+			row.Problem = c.Check(row.Job)
+		}
+		if row.Problem != "" {
+			invalid++
+		}
+		if err := each(row); err != nil {
+			return err
+		}
+		if invalid >= maxDefectsBeforeGivingUp {
+			break
+		}
+	}
+	return sc.Err()
+}
+
+// Checker applies the rules of one row (its reference_id, its media and
+// the validator) and finds duplicate reference_ids among the rows it sees.
+type Checker struct {
+	validate  Validator
+	firstLine map[string]int
+}
+
+// NewChecker checks rows with validate (nil = the file's own rules only).
+func NewChecker(validate Validator) *Checker {
+	return &Checker{validate: validate, firstLine: map[string]int{}}
+}
+
+// Check returns what is wrong with a structurally valid row, or "".
+func (c *Checker) Check(j Job) string {
+	var problems []string
+	if j.ReferenceID == "" {
+		problems = append(problems, "reference_id is empty")
+	} else if first, dup := c.firstLine[j.ReferenceID]; dup {
+		problems = append(problems, fmt.Sprintf("duplicate reference_id %q (first on line %d)", truncate(j.ReferenceID), first))
+	} else {
+		// A copy: the row's own string holds the whole line.
+		c.firstLine[strings.Clone(j.ReferenceID)] = j.Line
+	}
+	for _, u := range []struct{ name, value string }{{ColumnVideoURL, j.VideoURL}, {ColumnAudioURL, j.AudioURL}} {
+		if p := urlProblem(u.value); p != "" {
+			problems = append(problems, u.name+" "+p)
+		}
+	}
+	if len(problems) == 0 && c.validate != nil {
+		if err := c.validate(j); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	return strings.Join(problems, "; ")
 }
 
 // urlProblem says what is wrong with a media URL without repeating it.
@@ -176,81 +228,235 @@ func urlProblem(s string) string {
 	return "is not an http(s) URL or a file:/// reference"
 }
 
-func parseCSV(r io.Reader) (Result, error) {
+// Position is where a row starts: its byte offset and line number.
+type Position struct {
+	Offset int64
+	Line   int
+}
+
+// Scanner reads the rows of a batch file one at a time, from its start or
+// from a Position an earlier scan returned (Row.Next), in memory bounded by
+// one row. It checks each row's own structure (field count, types) but not
+// the rules across rows; see Checker.
+type Scanner struct {
+	format Format
+	// CSV
+	cr     *csv.Reader
+	header []string
+	index  map[string]int
+	// JSON Lines
+	br *bufio.Reader
+	// base is where the reader started; line the last line read.
+	base Position
+	off  int64
+	line int
+	row  Row
+	done bool
+	err  error
+}
+
+// utf8BOM may start a file saved by a spreadsheet or an editor.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// NewScanner starts reading at from: the zero Position is the file's
+// start (past a UTF-8 byte-order mark); any other is a Row.Next of an
+// earlier scan of the same file, which r must be able to seek to (and,
+// for CSV, to the header at the start). Defects of the CSV header are
+// returned, and then the scanner yields nothing.
+func NewScanner(r io.Reader, format Format, from Position) (*Scanner, []Defect, error) {
+	if format != CSV && format != JSONL {
+		return nil, nil, fmt.Errorf("unknown format %q: want csv or jsonl", format)
+	}
+	s := &Scanner{format: format}
+	if from.Offset == 0 {
+		br := bufio.NewReader(r)
+		if b, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(b, utf8BOM) {
+			_, _ = br.Discard(len(utf8BOM))
+			from.Offset = int64(len(utf8BOM))
+		}
+		s.base = Position{Offset: from.Offset, Line: 1}
+		if format == JSONL {
+			s.br = br
+			return s, nil, nil
+		}
+		s.cr = newCSVReader(br)
+		return s, s.readHeader(), nil
+	}
+	seeker, ok := r.(io.Seeker)
+	if !ok {
+		return nil, nil, errors.New("batchfile: reading from a position needs a seekable file")
+	}
+	if format == CSV {
+		if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+			return nil, nil, fmt.Errorf("read the header: %w", err)
+		}
+		hs, defects, err := NewScanner(r, format, Position{})
+		if err != nil || len(defects) > 0 {
+			return nil, defects, err
+		}
+		s.header, s.index = hs.header, hs.index
+	}
+	if _, err := seeker.Seek(from.Offset, io.SeekStart); err != nil {
+		return nil, nil, fmt.Errorf("seek to byte %d: %w", from.Offset, err)
+	}
+	s.base = from
+	if format == JSONL {
+		s.br = bufio.NewReader(r)
+	} else {
+		s.cr = newCSVReader(r)
+	}
+	return s, nil, nil
+}
+
+func newCSVReader(r io.Reader) *csv.Reader {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = false
-	header, err := cr.Read()
+	return cr
+}
+
+// readHeader reads the CSV header row and maps the columns.
+func (s *Scanner) readHeader() []Defect {
+	s.done = true
+	header, err := s.cr.Read()
 	if errors.Is(err, io.EOF) {
-		return Result{Defects: []Defect{{Problem: "the file is empty: want a header row"}}}, nil
+		return []Defect{{Problem: "the file is empty: want a header row"}}
 	}
 	if err != nil {
-		return Result{Defects: []Defect{{Line: 1, Problem: csvProblem(err)}}}, nil
+		return []Defect{{Line: 1, Problem: csvProblem(err)}}
 	}
-	index := map[string]int{}
-	var res Result
+	var defects []Defect
+	s.index = map[string]int{}
 	for i, name := range header {
-		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff"))
+		name = strings.TrimSpace(name)
 		switch name {
 		case ColumnReferenceID, ColumnVideoURL, ColumnAudioURL, ColumnDisableDetection:
-			if _, dup := index[name]; dup {
-				res.Defects = append(res.Defects, Defect{Line: 1, Problem: fmt.Sprintf("column %q appears twice in the header", name)})
+			if _, dup := s.index[name]; dup {
+				defects = append(defects, Defect{Line: 1, Problem: fmt.Sprintf("column %q appears twice in the header", name)})
 			}
-			index[name] = i
+			s.index[name] = i
 		default:
-			res.Defects = append(res.Defects, Defect{Line: 1, Problem: fmt.Sprintf("unknown column %q in the header", truncate(name))})
+			defects = append(defects, Defect{Line: 1, Problem: fmt.Sprintf("unknown column %q in the header", truncate(name))})
 		}
 	}
 	for _, name := range requiredColumns {
-		if _, ok := index[name]; !ok {
-			res.Defects = append(res.Defects, Defect{Line: 1, Problem: fmt.Sprintf("the header lacks the column %q", name)})
+		if _, ok := s.index[name]; !ok {
+			defects = append(defects, Defect{Line: 1, Problem: fmt.Sprintf("the header lacks the column %q", name)})
 		}
 	}
-	if len(res.Defects) > 0 {
-		return res, nil
+	if len(defects) > 0 {
+		return defects
 	}
+	s.header, s.done = header, false
+	return nil
+}
+
+// Scan reads the next row; false at the end of the file or on an error
+// (see Err).
+func (s *Scanner) Scan() bool {
+	if s.done {
+		return false
+	}
+	if s.format == CSV {
+		return s.scanCSV()
+	}
+	return s.scanJSONL()
+}
+
+// Row is the row Scan read.
+func (s *Scanner) Row() Row { return s.row }
+
+// Err is the error that ended the scan, if any (not a row's defect).
+func (s *Scanner) Err() error { return s.err }
+
+func (s *Scanner) next() Position {
+	return Position{Offset: s.base.Offset + s.cr.InputOffset(), Line: s.line + 1}
+}
+
+func (s *Scanner) scanCSV() bool {
 	for {
-		rec, err := cr.Read()
+		rec, err := s.cr.Read()
 		if errors.Is(err, io.EOF) {
-			break
+			s.done = true
+			return false
 		}
 		if err != nil {
 			var pe *csv.ParseError
 			if !errors.As(err, &pe) {
-				return Result{}, fmt.Errorf("read: %w", err)
+				s.done, s.err = true, fmt.Errorf("read: %w", err)
+				return false
 			}
-			res.Defects = append(res.Defects, Defect{Line: pe.StartLine, Problem: csvProblem(err)})
-			if len(res.Defects) >= maxDefectsBeforeGivingUp || pe.Err == csv.ErrQuote || pe.Err == csv.ErrBareQuote {
-				// The reader cannot find the next row after a broken quote.
-				break
+			s.line = s.base.Line - 1 + pe.Line
+			s.row = Row{Job: Job{Line: s.base.Line - 1 + pe.StartLine}, Problem: csvProblem(err), Next: s.next()}
+			if pe.Err == csv.ErrQuote || pe.Err == csv.ErrBareQuote {
+				s.done = true // the reader cannot find the next row after a broken quote
 			}
-			continue
+			return true
 		}
-		line, _ := cr.FieldPos(0)
+		first, _ := s.cr.FieldPos(0)
+		last, _ := s.cr.FieldPos(len(rec) - 1)
+		line := s.base.Line - 1 + first
+		// FieldPos is where the last field starts: a quoted last field may
+		// go on over more lines.
+		s.line = s.base.Line - 1 + last + strings.Count(rec[len(rec)-1], "\n")
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
-		if len(rec) != len(header) {
-			res.Defects = append(res.Defects, Defect{Line: line, Problem: fmt.Sprintf("has %d fields, the header has %d", len(rec), len(header))})
-			continue
+		s.row = Row{Job: Job{Line: line}, Next: s.next()}
+		if len(rec) != len(s.header) {
+			s.row.Problem = fmt.Sprintf("has %d fields, the header has %d", len(rec), len(s.header))
+			return true
 		}
 		j := Job{
 			Line:        line,
-			ReferenceID: rec[index[ColumnReferenceID]],
-			VideoURL:    rec[index[ColumnVideoURL]],
-			AudioURL:    rec[index[ColumnAudioURL]],
+			ReferenceID: rec[s.index[ColumnReferenceID]],
+			VideoURL:    rec[s.index[ColumnVideoURL]],
+			AudioURL:    rec[s.index[ColumnAudioURL]],
 		}
-		if i, ok := index[ColumnDisableDetection]; ok {
+		if i, ok := s.index[ColumnDisableDetection]; ok {
 			v, err := parseBool(rec[i])
 			if err != nil {
-				res.Defects = append(res.Defects, Defect{Line: line, Problem: err.Error()})
-				continue
+				s.row.Problem = err.Error()
+				return true
 			}
 			j.DisableActiveSpeakerDetection = v
 		}
-		res.Jobs = append(res.Jobs, j)
+		s.row.Job = j
+		return true
 	}
-	return res, nil
+}
+
+func (s *Scanner) scanJSONL() bool {
+	for {
+		raw, err := s.br.ReadBytes('\n')
+		if len(raw) == 0 && errors.Is(err, io.EOF) {
+			s.done = true
+			return false
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			s.done, s.err = true, fmt.Errorf("read line %d: %w", s.base.Line+s.line, err)
+			return false
+		}
+		line := s.base.Line + s.line
+		s.line++
+		s.off += int64(len(raw))
+		if errors.Is(err, io.EOF) {
+			s.done = true
+		}
+		next := Position{Offset: s.base.Offset + s.off, Line: s.base.Line + s.line}
+		raw = bytes.TrimSpace(raw)
+		if len(raw) == 0 {
+			if s.done {
+				return false
+			}
+			continue
+		}
+		j, problem := jsonJob(raw, line)
+		if problem != "" {
+			j = Job{Line: line}
+		}
+		s.row = Row{Job: j, Problem: problem, Next: next}
+		return true
+	}
 }
 
 // csvProblem words a CSV syntax error without the reader's position prefix.
@@ -270,32 +476,6 @@ func parseBool(s string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%s must be true or false, got %q", ColumnDisableDetection, truncate(s))
-}
-
-func parseJSONL(r io.Reader) (Result, error) {
-	var res Result
-	br := bufio.NewReader(r)
-	for line := 1; ; line++ {
-		raw, err := br.ReadBytes('\n')
-		if len(raw) == 0 && errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return Result{}, fmt.Errorf("read line %d: %w", line, err)
-		}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) > 0 {
-			if j, problem := jsonJob(raw, line); problem != "" {
-				res.Defects = append(res.Defects, Defect{Line: line, Problem: problem})
-			} else {
-				res.Jobs = append(res.Jobs, j)
-			}
-		}
-		if errors.Is(err, io.EOF) || len(res.Defects) >= maxDefectsBeforeGivingUp {
-			break
-		}
-	}
-	return res, nil
 }
 
 // jsonJob decodes one JSON Lines row; it checks the type of each field

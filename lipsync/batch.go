@@ -195,8 +195,18 @@ func outcomeOf(o workflows.JobOutcome) JobOutcome {
 	return JobOutcome{ReferenceID: o.ReferenceID, Status: o.Outcome, Error: msg}
 }
 
-// jobOutcome reads one job's end from its workflow.
+// jobOutcome reads one job's end from its workflow. A job still running
+// after its batch settled waits for a human (or was answered and runs
+// again): it is reported as such, without waiting for it.
 func (c *Client) jobOutcome(ctx context.Context, ref string, aborted bool) (JobOutcome, error) {
+	desc, err := c.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(ref), "")
+	if err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		o := JobOutcome{ReferenceID: ref, Status: workflows.OutcomeEscalated, Error: "still running after the batch settled"}
+		if st, err := c.Status(ctx, ref); err == nil && st.WaitingForDecision {
+			o.Error = fmt.Sprintf("%s: %s (waiting for a human: starter resolve %s retry|abandon)", st.Escalated, st.LastError, ref)
+		}
+		return o, nil
+	}
 	r, err := c.Attach(ctx, ref).Wait(ctx)
 	if err == nil {
 		return JobOutcome{ReferenceID: ref, Status: r.Status, OutputURL: r.OutputURL}, nil

@@ -18,7 +18,18 @@ ALTER TABLE lipsync_jobs DROP CONSTRAINT lipsync_jobs_status_check;
 ALTER TABLE lipsync_jobs ADD CONSTRAINT lipsync_jobs_status_check
     CHECK (status IN ('pending', 'submitted', 'queued', 'processing', 'completed', 'failed', 'abandoned', 'not_submitted', 'cancelled'));
 
+-- A job cancelled while it waited for a human's answer: its escalation is
+-- closed as cancelled.
+ALTER TABLE escalations DROP CONSTRAINT escalations_resolution_check;
+ALTER TABLE escalations ADD CONSTRAINT escalations_resolution_check
+    CHECK (resolution IN ('retry', 'abandon', 'expired', 'resume', 'abort', 'cancelled'));
+
 ---- create above / drop below ----
+
+UPDATE escalations SET resolution = 'expired' WHERE resolution = 'cancelled';
+ALTER TABLE escalations DROP CONSTRAINT escalations_resolution_check;
+ALTER TABLE escalations ADD CONSTRAINT escalations_resolution_check
+    CHECK (resolution IN ('retry', 'abandon', 'expired', 'resume', 'abort'));
 
 UPDATE lipsync_jobs SET status = 'failed' WHERE status = 'cancelled';
 ALTER TABLE lipsync_jobs DROP CONSTRAINT lipsync_jobs_status_check;

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/chamelaion-lipsync/worker/batchfile"
 	"github.com/chamelaion-lipsync/worker/config"
 	"github.com/chamelaion-lipsync/worker/lipsync"
+	"github.com/chamelaion-lipsync/worker/store"
 	"github.com/chamelaion-lipsync/worker/workflows"
 )
 
@@ -114,46 +114,69 @@ func batch(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 	if err := writeResults(path, outcomes); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "batch %s: %d jobs: %d completed, %d escalated, %d abandoned, %d not submitted, %d duplicate; results in %s\n",
-		res.BatchID, res.Total, res.Completed, res.Escalated, res.Abandoned, res.NotSubmitted, res.Duplicate, path)
+	fmt.Fprintf(stdout, "batch %s: %d jobs: %d completed, %d escalated (%d waiting for a human), %d abandoned, %d not submitted, %d duplicate, %d cancelled; results in %s\n",
+		res.BatchID, res.Total, res.Completed, res.Escalated, res.Waiting, res.Abandoned, res.NotSubmitted, res.Duplicate, res.Cancelled, path)
+	if res.Waiting > 0 {
+		fmt.Fprintf(stdout, "%d jobs wait for a human: each row of %s says why and how to answer (starter resolve <reference-id> retry|abandon); "+
+			"their later outcome is recorded in PostgreSQL: starter batch-status %s\n", res.Waiting, path, res.BatchID)
+	}
 	if res.Completed != res.Total {
 		return fmt.Errorf("batch %s: %d of %d jobs did not complete (see %s)", res.BatchID, res.Total-res.Completed, res.Total, path)
 	}
 	return nil
 }
 
-// readBatch reads and checks the whole file before anything starts, and
-// returns the batch and its reference_ids in order.
+// readBatch reads and checks the whole file before anything starts, in one
+// streaming pass (the digest is computed as it is read), and returns the
+// batch and its reference_ids in order. Rows are checked exactly as the
+// workers check the pages of a --worker-file batch.
 func readBatch(o batchOptions, stderr io.Writer) (lipsync.Batch, []string, error) {
-	raw, err := os.ReadFile(o.file)
-	if err != nil {
-		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %v", errUsage, err)
-	}
 	format, err := batchfile.FormatOf(o.file)
 	if err != nil {
 		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %v", errUsage, err)
 	}
-	res, err := batchfile.Parse(strings.NewReader(string(raw)), format, func(j batchfile.Job) error {
-		return workflows.ValidateInput(toInput(j))
-	})
+	f, err := os.Open(o.file)
 	if err != nil {
 		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %v", errUsage, err)
 	}
-	if len(res.Defects) > 0 {
-		ferr := &batchfile.Error{Name: o.file, Defects: res.Defects}
-		if !o.skipInvalid || len(res.Jobs) == 0 {
+	defer f.Close()
+	h := sha256.New()
+	in := lipsync.Batch{BatchID: o.batchID, Concurrency: o.concurrency, MaxPending: o.maxPending}
+	var refs []string
+	var defects []batchfile.Defect
+	err = batchfile.Scan(io.TeeReader(f, h), format, activities.ValidateBatchRow, func(r batchfile.Row) error {
+		if r.Problem != "" {
+			defects = append(defects, batchfile.Defect{Line: r.Job.Line, Problem: r.Problem})
+			return nil
+		}
+		refs = append(refs, r.Job.ReferenceID)
+		if o.workerFile == "" {
+			in.Jobs = append(in.Jobs, toInput(r.Job))
+		}
+		return nil
+	}, &defects)
+	if err == nil {
+		_, err = io.Copy(h, f) // the digest covers the whole file
+	}
+	if err != nil {
+		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: %s: %v", errUsage, o.file, err)
+	}
+	if len(refs) == 0 && len(defects) == 0 {
+		defects = append(defects, batchfile.Defect{Problem: "the file holds no jobs"})
+	}
+	if len(defects) > 0 {
+		ferr := &batchfile.Error{Name: o.file, Defects: defects}
+		switch {
+		case len(defects) >= batchfile.MaxDefects:
+			return lipsync.Batch{}, nil, fmt.Errorf("%w: batch refused, nothing started: %d or more invalid rows, so the rest was not read: %v", errUsage, batchfile.MaxDefects, ferr)
+		case !o.skipInvalid || len(refs) == 0:
 			return lipsync.Batch{}, nil, fmt.Errorf("%w: batch refused, nothing started: %v", errUsage, ferr)
 		}
 		fmt.Fprintf(stderr, "skipping invalid rows (--skip-invalid): %v\n", ferr)
 	}
-	in := lipsync.Batch{BatchID: o.batchID, Concurrency: o.concurrency, MaxPending: o.maxPending}
-	sum := sha256.Sum256(raw)
+	sum := h.Sum(nil)
 	if o.workerFile != "" {
-		in.Source = &activities.BatchSource{Path: o.workerFile, SHA256: hex.EncodeToString(sum[:]), Jobs: len(res.Jobs), SkipInvalid: o.skipInvalid}
-	} else {
-		for _, j := range res.Jobs {
-			in.Jobs = append(in.Jobs, toInput(j))
-		}
+		in.Source = &activities.BatchSource{Path: o.workerFile, SHA256: hex.EncodeToString(sum), Jobs: len(refs), SkipInvalid: o.skipInvalid}
 	}
 	if in.BatchID == "" {
 		name := strings.TrimSuffix(filepath.Base(o.file), filepath.Ext(o.file))
@@ -161,10 +184,6 @@ func readBatch(o batchOptions, stderr io.Writer) (lipsync.Batch, []string, error
 	}
 	if err := workflows.ValidateReferenceID(in.BatchID); err != nil {
 		return lipsync.Batch{}, nil, fmt.Errorf("%w: batch: --batch-id: %v", errUsage, err)
-	}
-	refs := make([]string, len(res.Jobs))
-	for i, j := range res.Jobs {
-		refs[i] = j.ReferenceID
 	}
 	return in, refs, nil
 }
@@ -217,6 +236,7 @@ func waitWithProgress(ctx context.Context, run *lipsync.BatchRun, w io.Writer, i
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	last := ""
+	var announced int64
 	for {
 		select {
 		case o := <-done:
@@ -228,6 +248,17 @@ func waitWithProgress(ctx context.Context, run *lipsync.BatchRun, w io.Writer, i
 			p, err := run.Progress(ctx)
 			if err != nil {
 				continue // the batch may be between runs; try again
+			}
+			if pp := p.Pause; pp != nil && pp.Escalated && pp.EscalationID != announced {
+				// A pause is not settled: say once what the wait is for.
+				announced = pp.EscalationID
+				if tty && last != "" {
+					fmt.Fprintln(w)
+				}
+				fmt.Fprintf(w, "batch %s is paused on an account-wide failure: %s (HTTP %d): %s; %d jobs are held back and nothing more is submitted. "+
+					"Still waiting: once the cause is fixed, answer with\n  starter batch-resolve %s resume\nor give up the jobs not yet submitted with\n  starter batch-resolve %s abort\n",
+					p.BatchID, pp.Reason, pp.HTTPStatus, pp.Message, len(pp.Blocked), p.BatchID, p.BatchID)
+				last = ""
 			}
 			line := progressLine(p, tty)
 			if tty {
@@ -271,29 +302,10 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// writeResults writes one CSV line per job: reference_id, status,
-// output_url, error.
-func writeResults(path string, outcomes []lipsync.JobOutcome) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("results file: %w", err)
-	}
-	cw := csv.NewWriter(f)
-	_ = cw.Write([]string{"reference_id", "status", "output_url", "error"})
-	for _, o := range outcomes {
-		_ = cw.Write([]string{o.ReferenceID, o.Status, o.OutputURL, o.Error})
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("results file %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("results file %s: %w", path, err)
-	}
-	return nil
-}
-
+// batchStatus prints a batch's progress. For a batch that has ended, and
+// with DATABASE_URL set, it adds how its jobs stand now in PostgreSQL: a
+// job that waited for a human when the batch settled may have been
+// answered since, and its later outcome is recorded there.
 func batchStatus(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		return fmt.Errorf("%w: batch-status: want <batch-id>", errUsage)
@@ -308,9 +320,80 @@ func batchStatus(ctx context.Context, cfg config.Config, args []string, stdout, 
 		return err
 	}
 	fmt.Fprintln(stderr, progressLine(p, false))
+	out := struct {
+		lipsync.BatchProgress
+		// Now is how the batch's jobs stand in PostgreSQL (an ended batch).
+		Now *batchNow `json:",omitempty"`
+	}{BatchProgress: p}
+	if p.Ended() {
+		switch now, err := readBatchNow(ctx, cfg, p.BatchID); {
+		case err != nil:
+			fmt.Fprintf(stderr, "the batch has ended; how its jobs stand since is in PostgreSQL: %v\n", err)
+		default:
+			out.Now = now
+			fmt.Fprintln(stderr, now.line())
+		}
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(p)
+	return enc.Encode(out)
+}
+
+// batchNow is how an ended batch's jobs stand now, from PostgreSQL.
+type batchNow struct {
+	// Jobs counts the batch's job rows by status.
+	Jobs map[store.Status]int
+	// Waiting lists (up to 50) jobs still waiting for a human, each with
+	// the command that answers it.
+	Waiting []string `json:",omitempty"`
+}
+
+func (n *batchNow) line() string {
+	var parts []string
+	for _, st := range []store.Status{store.StatusCompleted, store.StatusFailed, store.StatusAbandoned, store.StatusNotSubmitted, store.StatusCancelled,
+		store.StatusPending, store.StatusSubmitted, store.StatusQueued, store.StatusProcessing} {
+		if c := n.Jobs[st]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c, st))
+		}
+	}
+	s := "now (PostgreSQL): " + strings.Join(parts, " · ")
+	if len(n.Waiting) > 0 {
+		s += fmt.Sprintf(" · waiting for a human: %d (%s)", len(n.Waiting), strings.Join(n.Waiting, "; "))
+	}
+	return s
+}
+
+func readBatchNow(ctx context.Context, cfg config.Config, batchID string) (*batchNow, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	counts, err := st.BatchJobCounts(ctx, batchID)
+	if err != nil {
+		return nil, err
+	}
+	waiting, err := st.BatchJobsWaiting(ctx, batchID, 50)
+	if err != nil {
+		return nil, err
+	}
+	now := &batchNow{Jobs: counts}
+	for _, j := range waiting {
+		reason := ""
+		if j.ErrorType != nil {
+			reason = *j.ErrorType
+		}
+		now.Waiting = append(now.Waiting, fmt.Sprintf("%s (%s): starter resolve %s retry|abandon", j.ReferenceID, reason, j.ReferenceID))
+	}
+	return now, nil
+}
+
+// openStore connects to PostgreSQL for the commands that read it.
+func openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	if strings.TrimSpace(cfg.Database.URL) == "" {
+		return nil, errors.New("DATABASE_URL is not set")
+	}
+	return store.Open(ctx, cfg.Database.URL)
 }
 
 func batchResolve(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {

@@ -61,7 +61,7 @@ func TestBatchUsageErrors(t *testing.T) {
 	}{
 		{[]string{"batch"}, "--file is required"},
 		{[]string{"batch", "--file", filepath.Join(dir, "missing.csv")}, "no such file"},
-		{[]string{"batch", "--file", filepath.Join(dir, "jobs.xlsx")}, "no such file"},
+		{[]string{"batch", "--file", filepath.Join(dir, "jobs.xlsx")}, `unknown file type ".xlsx"`},
 		{[]string{"batch", "--file", empty}, "the file holds no jobs"},
 		{[]string{"batch", "--file", empty, "--concurrency", "0"}, "--concurrency must be at least 1"},
 		{[]string{"batch", "--file", empty, "--max-pending", "-1"}, "--max-pending must be at least 1"},

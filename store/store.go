@@ -358,9 +358,10 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 }
 
 // RecordNotSubmitted records jobs of an aborted batch that the vendor never
-// accepted: a job without a row gets one in status not_submitted; a job
-// still pending moves there; any other job is left as it is. It returns how
-// many rows it wrote.
+// accepted: a job without a row gets one in status not_submitted; a job of
+// the same batch still pending moves there; any other row (another batch's
+// job, a standalone job, a job that moved on) is left as it is. It returns
+// how many rows it wrote.
 func (s *Store) RecordNotSubmitted(ctx context.Context, jobs []NewJob, reason string) (int, error) {
 	written := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -371,7 +372,7 @@ func (s *Store) RecordNotSubmitted(ctx context.Context, jobs []NewJob, reason st
 				ON CONFLICT (workflow_id) DO UPDATE SET
 					status = 'not_submitted', error_type = 'NotSubmitted', error_message = $6,
 					finished_at = now(), updated_at = now()
-				WHERE lipsync_jobs.status = 'pending'`,
+				WHERE lipsync_jobs.status = 'pending' AND lipsync_jobs.batch_id IS NOT DISTINCT FROM NULLIF($3, '')`,
 				j.WorkflowID, j.ReferenceID, j.BatchID, j.VideoSource, j.AudioSource, reason)
 			if err != nil {
 				return err

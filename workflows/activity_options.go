@@ -92,3 +92,35 @@ func readable(d time.Duration) string {
 	}
 	return d.Round(time.Millisecond).String()
 }
+
+// pageActivityOptions are the options of LoadBatchPage: its first page
+// reads and checks the whole file (a million rows of long pre-signed URLs
+// is gigabytes), so it may run long while it heartbeats.
+func pageActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+	})
+}
+
+// reconcileActivityOptions are the options of ReconcileJobs: bounded, so
+// that a Temporal frontend that does not answer delays the batch's loop by
+// minutes at most (the batch tries again later).
+func reconcileActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		HeartbeatTimeout:       30 * time.Second,
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	})
+}

@@ -1,271 +1,91 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/chamelaion-lipsync/worker/activities"
 )
 
-// Names by which clients address the batch workflow.
-const (
-	// BatchWorkflowName is the batch workflow's registered type name.
-	BatchWorkflowName = "LipSyncBatch"
-	// BatchWorkflowIDPrefix prefixes a batch id to make its workflow ID.
-	BatchWorkflowIDPrefix = "batch-"
-	// QueryBatchProgress answers a BatchProgress.
-	QueryBatchProgress = "progress"
-	// UpdateBatchResolve delivers a human's BatchDecision to a batch paused
-	// by an account-wide failure.
-	UpdateBatchResolve = "resolve-account"
-	// DefaultBatchConcurrency bounds the jobs of a batch in flight when the
-	// input does not say. Jobs in flight mostly wait on the vendor: at 60
-	// submissions a minute and jobs of a few minutes, several hundred are
-	// in flight at once.
-	DefaultBatchConcurrency = 500
-	// DefaultBatchMaxPending bounds the jobs started and not yet accepted
-	// by the vendor when the input does not say: enough to keep the
-	// rate-limited submission queue fed, few enough that it never holds a
-	// deep backlog (whose dispatch is uneven) and that an account-wide
-	// failure holds few jobs back.
-	DefaultBatchMaxPending = 30
-	// DefaultBatchStartsPerRun is how many jobs one run of a batch starts
-	// before it continues as new.
-	DefaultBatchStartsPerRun = 500
-	// batchHistoryBound continues a run as new when its history grows past
-	// this many events, whatever else happens.
-	batchHistoryBound = 20000
-)
-
-// Batch statuses, as the progress query and LipsyncStatus report them.
-const (
-	BatchRunning   = "running"
-	BatchPaused    = "paused"
-	BatchCompleted = "completed"
-	BatchAborted   = "aborted"
-)
-
-// BatchWorkflowID is the workflow ID of the batch with this id.
-func BatchWorkflowID(batchID string) string { return BatchWorkflowIDPrefix + batchID }
-
-// BatchInput is a batch of jobs.
-type BatchInput struct {
-	// BatchID names the batch; it is unique, and starting a batch id again
-	// never starts its jobs twice.
-	BatchID string
-	// Jobs are the jobs not yet started, in order; each needs its own
-	// ReferenceID.
-	Jobs []LipSyncInput
-	// Source, instead of Jobs, names a batch file the workers read page by
-	// page: for batches too large to ride in a workflow input (about 1.5
-	// MB, some 5,000 jobs).
-	Source *activities.BatchSource `json:",omitempty"`
-	// Concurrency bounds the jobs in flight (started, not ended); the next
-	// job starts as soon as one ends.
-	Concurrency int
-	// MaxPending bounds the jobs started and not yet accepted by the
-	// vendor (0 = DefaultBatchMaxPending).
-	MaxPending int
-	// StartsPerRun is how many jobs a run starts before it continues as
-	// new (0 = DefaultBatchStartsPerRun).
-	StartsPerRun int
-	// Resume carries the batch's state into a continued run. Callers leave
-	// it nil.
-	Resume *BatchState `json:",omitempty"`
-}
-
-// BatchState is what a batch carries across continue-as-new.
-type BatchState struct {
-	Total     int
-	StartedAt time.Time
-	// Loaded counts the jobs read from the Source so far.
-	Loaded int
-	// InFlight are the jobs started and not yet ended, in start order.
-	InFlight  []InFlightJob
-	Submitted int
-	Completed int
-	// Ended jobs that did not complete, by outcome.
-	Escalated    int
-	Abandoned    int
-	NotSubmitted int
-	Duplicate    int
-	// Outcomes lists the first MaxListedOutcomes ended jobs that did not
-	// complete (the counts above cover all of them).
-	Outcomes []JobOutcome
-	// Pause is the account-wide failure the batch waits on, if any.
-	Pause *AccountPause `json:",omitempty"`
-	// Pauses counts the account-wide escalations so far.
-	Pauses int
-	// Decision is a human's answer accepted and not yet carried out (it
-	// survives a continue-as-new).
-	Decision *BatchDecision `json:",omitempty"`
-	Aborted  bool
-	Runs     int
-}
-
-// InFlightJob is a started job the batch has not heard the end of.
-type InFlightJob struct {
-	ReferenceID string
-	// Status is starting, pending, blocked, queued, processing or
-	// escalated.
-	Status    string
-	Submitted bool
-}
-
-// JobOutcome is how a job of a batch ended.
-type JobOutcome struct {
-	ReferenceID string
-	// Outcome is one of the Outcome* constants.
-	Outcome    string
-	Reason     string `json:",omitempty"`
-	HTTPStatus int    `json:",omitempty"`
-	Message    string `json:",omitempty"`
-}
-
-// AccountPause is an account-wide failure a batch waits on.
-type AccountPause struct {
-	Reason     string
-	HTTPStatus int
-	Message    string
-	// ReferenceID is the job that met the failure first.
-	ReferenceID  string
-	Since        time.Time
-	EscalationID int64
-	// Escalated is true once the escalation is recorded.
-	Escalated bool
-	// Blocked are the jobs waiting on the decision.
-	Blocked []string
-}
-
-// BatchProgress answers the progress query.
-type BatchProgress struct {
-	BatchID string
-	// Status is running, paused, completed or aborted.
-	Status string
-	Total  int
-	// Submitted counts the jobs the vendor accepted.
-	Submitted int
-	// Pending jobs are started but not yet accepted (Blocked among them
-	// wait on an account-wide failure).
-	Pending    int
-	Blocked    int
-	Queued     int
-	Processing int
-	Completed  int
-	// Escalated counts jobs in front of a human or ended escalated.
-	Escalated    int
-	Abandoned    int
-	NotSubmitted int
-	Duplicate    int
-	// Remaining jobs have not been started.
-	Remaining int
-	InFlight  int
-	// Pause says why the batch is paused.
-	Pause *AccountPause `json:",omitempty"`
-	Runs  int
-}
-
-// Ended says whether every job of the batch has ended.
-func (p BatchProgress) Ended() bool {
-	return p.Status == BatchCompleted || p.Status == BatchAborted
-}
-
-// BatchResult is a batch that ended.
-type BatchResult struct {
-	BatchID      string
-	Total        int
-	Completed    int
-	Escalated    int
-	Abandoned    int
-	NotSubmitted int
-	Duplicate    int
-	Aborted      bool
-	// Outcomes lists the jobs that did not complete, up to
-	// MaxListedOutcomes of them (OutcomesListed is false when there were
-	// more); every job's own workflow holds its result (see
-	// lipsync.Client.BatchOutcomes).
-	Outcomes       []JobOutcome
-	OutcomesListed bool
-	Runs           int
-}
-
-// BatchDecision is a human's answer to an account-wide failure.
-type BatchDecision struct {
-	// Action is "resume" (the key was fixed or the plan upgraded: the
-	// held-back jobs are submitted again) or "abort" (the jobs not yet
-	// submitted are recorded as not submitted).
-	Action string
-	Note   string
-	By     string
-}
-
-// ValidateBatchDecision refuses an unknown action.
-func ValidateBatchDecision(d BatchDecision) error {
-	if d.Action != activities.DecisionResume && d.Action != activities.DecisionAbort {
-		return fmt.Errorf("unknown action %q: want resume or abort", d.Action)
-	}
-	return validateNote(d.Note)
-}
-
-// ValidateBatchInput refuses a batch that can never run, naming the job.
-func ValidateBatchInput(in BatchInput) error {
-	if in.BatchID == "" {
-		return errors.New("batch id is empty")
-	}
-	if err := ValidateReferenceID(in.BatchID); err != nil {
-		return fmt.Errorf("batch id: %w", err)
-	}
-	if in.Concurrency < 0 || in.StartsPerRun < 0 || in.MaxPending < 0 {
-		return errors.New("concurrency, max pending and starts per run must not be negative")
-	}
-	if src := in.Source; src != nil {
-		switch {
-		case len(in.Jobs) > 0 && in.Resume == nil:
-			return errors.New("a batch has either jobs or a source file, not both")
-		case !strings.HasPrefix(src.Path, "/"):
-			return fmt.Errorf("source file must be an absolute path, got %q", src.Path)
-		case len(src.SHA256) != 64:
-			return errors.New("source file needs its SHA-256 digest (64 hex digits)")
-		case src.Jobs < 1:
-			return errors.New("source file must hold at least one job")
-		}
-	}
-	seen := make(map[string]int, len(in.Jobs))
-	for i, j := range in.Jobs {
-		if j.ReferenceID == "" {
-			return fmt.Errorf("job %d: reference_id is empty", i+1)
-		}
-		if first, dup := seen[j.ReferenceID]; dup {
-			return fmt.Errorf("job %d: duplicate reference_id %q (first in job %d)", i+1, j.ReferenceID, first)
-		}
-		seen[j.ReferenceID] = i + 1
-		if err := ValidateInput(j); err != nil {
-			return fmt.Errorf("job %d (%s): %w", i+1, j.ReferenceID, err)
-		}
-	}
-	return nil
-}
+// versionBatchLoop marks batch runs whose main loop is the one consumer of
+// their events (runs that began before it replay batchV1).
+const versionBatchLoop = "batch-one-consumer"
 
 // Batch runs every job of a batch as a child LipSync workflow, at most
 // Concurrency at a time (a sliding window: the next job starts when one
-// ends), continuing as new every StartsPerRun starts so that its history
-// stays bounded however large the batch. Jobs tell the batch their progress
-// by signal, so jobs started by an earlier run are followed alike. One bad
-// job never stops the others. An account-wide failure (401, 412) pauses the
-// batch: no further job starts, one account-level escalation is raised,
-// jobs in flight go on, and the batch waits for a human's resume or abort.
+// settles) and at most MaxPending not yet accepted by the vendor,
+// continuing as new every StartsPerRun starts so that its history stays
+// bounded however large the batch. Jobs tell the batch their progress by
+// signal, so jobs started by an earlier run are followed alike; a job not
+// heard from for ReconcileAfter is looked up in Temporal, so that a job
+// cancelled or terminated without a word never keeps the batch open.
+//
+// One bad job never stops the others. An account-wide failure (401, 412)
+// pauses the batch: no further job starts, one account-level escalation is
+// raised, jobs in flight go on, and the batch waits for a human's resume
+// or abort. The batch ends when every job has settled: completed,
+// abandoned, not submitted, duplicate, cancelled, or escalated and waiting
+// for a human (those stay resolvable one by one).
+//
+// The main loop is the batch's only consumer of events: it drains the
+// signal channel and the child-start futures without blocking, acts, and
+// only then waits; nothing else changes the batch's state, except the
+// resolve update's handler, which only records an answer.
 func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 	if err := ValidateBatchInput(in); err != nil {
 		return BatchResult{}, temporal.NewNonRetryableApplicationError("invalid batch: "+err.Error(), ReasonInvalidInput, nil)
 	}
-	b := &batch{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if workflow.GetVersion(ctx, versionBatchLoop, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return w.batchV1(ctx, in)
+	}
+	b := newBatch(ctx, in)
+	if err := b.registerHandlers(ctx); err != nil {
+		return BatchResult{}, err
+	}
+	return b.run(ctx)
+}
+
+// batch is one batch run's working state.
+type batch struct {
+	in         BatchInput
+	workflowID string
+	state      BatchState
+	events     workflow.ReceiveChannel
+	// cursor indexes in.Jobs: the next job to start (or to record as not
+	// submitted, after an abort).
+	cursor int
+	// startsThisRun counts this run's starts and abort records.
+	startsThisRun int
+	// starts are the child starts not yet confirmed.
+	starts []childStart
+	// tells are answers not yet delivered to held-back jobs.
+	tells []jobTell
+	// reconcileTimer fires when it is time to look up jobs not heard from.
+	reconcileTimer workflow.Future
+	// holdTimer fires when it is time to look whether the hold a pause
+	// waits behind was released.
+	holdTimer workflow.Future
+	// What publish last told Temporal's visibility.
+	publishedStatus    string
+	publishedEscalated string
+	publishedCompleted int
+	published          bool
+}
+
+type childStart struct {
+	ref    string
+	future workflow.Future
+}
+
+type jobTell struct {
+	ref      string
+	decision AccountDecision
+}
+
+func newBatch(ctx workflow.Context, in BatchInput) *batch {
+	b := &batch{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, events: workflow.GetSignalChannel(ctx, SignalBatchJob)}
 	if in.Concurrency == 0 {
 		b.in.Concurrency = DefaultBatchConcurrency
 	}
@@ -275,528 +95,251 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 	if in.MaxPending == 0 {
 		b.in.MaxPending = DefaultBatchMaxPending
 	}
+	if in.ReconcileAfter == 0 {
+		b.in.ReconcileAfter = DefaultBatchReconcileAfter
+	}
 	if in.Resume != nil {
 		b.state = *in.Resume
 		b.state.Runs++
+		// A run of the previous loop carried no Counted and no HeardAt:
+		// its submitted jobs are counted already, and heard from now.
+		for i := range b.state.InFlight {
+			j := &b.state.InFlight[i]
+			if j.Submitted {
+				j.Counted = true
+			}
+			if j.HeardAt.IsZero() {
+				j.HeardAt = workflow.Now(ctx)
+			}
+		}
 	} else {
 		b.state = BatchState{Total: len(in.Jobs), StartedAt: workflow.Now(ctx), Runs: 1}
 		if in.Source != nil {
 			b.state.Total = in.Source.Jobs
 		}
 	}
+	return b
+}
+
+// registerHandlers answers the progress query and accepts one answer per
+// pause: the validator refuses a second answer from the moment the first
+// is accepted until the pause is over, however many arrive at once.
+func (b *batch) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryBatchProgress, func() (BatchProgress, error) {
 		return b.progress(), nil
 	}); err != nil {
-		return BatchResult{}, fmt.Errorf("register progress query: %w", err)
+		return fmt.Errorf("register progress query: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateBatchResolve,
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateBatchResolve,
 		func(ctx workflow.Context, d BatchDecision) (BatchDecision, error) {
 			b.state.Decision = &d
-			b.changed = true
 			return d, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d BatchDecision) error {
 			if err := ValidateBatchDecision(d); err != nil {
 				return err
 			}
-			if b.state.Pause == nil || !b.state.Pause.Escalated || b.state.Decision != nil {
-				return fmt.Errorf("batch %s is not paused on an account-wide failure (status %s)", in.BatchID, b.status())
+			switch p := b.state.Pause; {
+			case p == nil || !p.Escalated:
+				return fmt.Errorf("batch %s is not paused on an account-wide failure (status %s)", b.in.BatchID, b.status())
+			case b.state.Decision != nil:
+				return fmt.Errorf("batch %s: the pause on %s was answered already (%s by %s); it is being carried out",
+					b.in.BatchID, p.Reason, b.state.Decision.Action, orUnknown(b.state.Decision.By))
 			}
 			return nil
 		}},
-	); err != nil {
-		return BatchResult{}, fmt.Errorf("register resolve update: %w", err)
+	)
+	if err != nil {
+		return fmt.Errorf("register resolve update: %w", err)
 	}
-	events := workflow.GetSignalChannel(ctx, SignalBatchJob)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var ev BatchJobEvent
-			events.Receive(ctx, &ev)
-			b.apply(ctx, ev)
-		}
-	})
+	return nil
+}
 
+// run is the batch's loop: take in every event received, act on what
+// needs acting on (one step at a time, each of which may block), and wait
+// only when nothing is left to do.
+func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	b.publish(ctx)
 	for {
-		if err := b.loadPageIfNeeded(ctx); err != nil {
+		b.drain(ctx)
+		acted, err := b.step(ctx)
+		if err != nil {
 			return BatchResult{}, err
 		}
-		b.startWhileRoom(ctx)
-		if b.ended() {
-			break
+		if acted {
+			continue // a step may block: take in what arrived meanwhile
 		}
-		if p := b.state.Pause; p != nil && !p.Escalated {
-			if err := b.escalateAccount(ctx); err != nil {
-				return BatchResult{}, err
-			}
-			continue
-		}
-		if b.state.Decision != nil {
-			if err := b.applyDecision(ctx); err != nil {
-				return BatchResult{}, err
-			}
-			continue
+		if b.settled() {
+			return b.finish(ctx), nil
 		}
 		if b.shouldContinueAsNew(ctx) {
-			return BatchResult{}, b.continueAsNew(ctx, events)
-		}
-		b.changed = false
-		if err := workflow.Await(ctx, func() bool { return b.changed }); err != nil {
-			return BatchResult{}, err
+			return BatchResult{}, b.continueAsNew(ctx)
 		}
 		b.publish(ctx)
-	}
-	b.publish(ctx)
-	res := b.result()
-	workflow.GetLogger(ctx).Info("batch ended", "Total", res.Total, "Completed", res.Completed, "Escalated", res.Escalated, "NotSubmitted", res.NotSubmitted)
-	return res, nil
-}
-
-// batch is one batch run's working state.
-type batch struct {
-	in         BatchInput
-	workflowID string
-	state      BatchState
-	// cursor indexes in.Jobs: the next job to start.
-	cursor        int
-	startsThisRun int
-	pendingStarts int
-	changed       bool
-	// What publish last told Temporal's visibility.
-	publishedStatus    string
-	publishedEscalated string
-	publishedCompleted int
-	published          bool
-}
-
-// remaining counts the jobs not yet started.
-func (b *batch) remaining() int { return len(b.in.Jobs) - b.cursor + b.unloaded() }
-
-// unloaded counts the jobs of the Source not yet read.
-func (b *batch) unloaded() int {
-	if b.in.Source == nil {
-		return 0
-	}
-	return b.in.Source.Jobs - b.state.Loaded
-}
-
-// batchPageSize is how many jobs one LoadBatchJobs reads from a Source.
-const batchPageSize = 500
-
-// loadPageIfNeeded reads the next page of the Source once every loaded job
-// has started and there is room for more.
-func (b *batch) loadPageIfNeeded(ctx workflow.Context) error {
-	if b.cursor < len(b.in.Jobs) || b.unloaded() == 0 || b.state.Pause != nil || b.state.Aborted || b.startsThisRun >= b.in.StartsPerRun {
-		return nil
-	}
-	page, err := b.loadPage(ctx)
-	if err != nil {
-		return err
-	}
-	b.in.Jobs, b.cursor = page, 0
-	return nil
-}
-
-// loadPage reads the next page of the Source and counts it as loaded.
-func (b *batch) loadPage(ctx workflow.Context) ([]LipSyncInput, error) {
-	var jobs []activities.BatchJob
-	err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.LoadBatchJobs, activities.LoadBatchJobsInput{
-		Source: *b.in.Source, From: b.state.Loaded, Limit: batchPageSize,
-	}).Get(ctx, &jobs)
-	if err != nil {
-		return nil, fmt.Errorf("read jobs %d+ of %s: %w", b.state.Loaded, b.in.Source.Path, err)
-	}
-	if len(jobs) == 0 {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s ended after %d jobs, the batch expects %d", b.in.Source.Path, b.state.Loaded, b.in.Source.Jobs), ReasonInvalidInput, nil)
-	}
-	page := make([]LipSyncInput, len(jobs))
-	for i, j := range jobs {
-		page[i] = LipSyncInput{ReferenceID: j.ReferenceID, Video: j.Video, Audio: j.Audio, DisableActiveSpeakerDetection: j.DisableActiveSpeakerDetection}
-	}
-	b.state.Loaded += len(page)
-	return page, nil
-}
-
-func (b *batch) startWhileRoom(ctx workflow.Context) {
-	pending := 0
-	for _, j := range b.state.InFlight {
-		if !j.Submitted {
-			pending++
+		b.armReconcile(ctx)
+		b.armHoldWatch(ctx)
+		if err := workflow.Await(ctx, b.woken); err != nil {
+			return BatchResult{}, err
 		}
 	}
-	for b.state.Pause == nil && !b.state.Aborted && b.cursor < len(b.in.Jobs) &&
-		len(b.state.InFlight) < b.in.Concurrency && pending < b.in.MaxPending && b.startsThisRun < b.in.StartsPerRun {
-		job := b.in.Jobs[b.cursor]
-		b.cursor++
-		b.startsThisRun++
-		pending++
-		b.start(ctx, job)
-	}
 }
 
-// start starts one job as a child workflow that outlives this run (it tells
-// the batch its progress by signal, whichever run of the batch is current).
-func (b *batch) start(ctx workflow.Context, job LipSyncInput) {
-	job.BatchID = b.in.BatchID
-	ref := job.ReferenceID
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:        WorkflowID(ref),
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		// A job that completed (in this batch or another) never runs again;
-		// one that failed may.
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-	})
-	f := workflow.ExecuteChildWorkflow(cctx, WorkflowName, job)
-	b.state.InFlight = append(b.state.InFlight, InFlightJob{ReferenceID: ref, Status: "starting"})
-	b.pendingStarts++
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		err := f.GetChildWorkflowExecution().Get(ctx, nil)
-		b.pendingStarts--
-		b.changed = true
-		i := b.inFlight(ref)
-		if i < 0 {
-			return // it has told us it ended already
+// step does the first thing that needs doing and says whether it did
+// anything. Only starting jobs never blocks, so it comes last.
+func (b *batch) step(ctx workflow.Context) (bool, error) {
+	switch {
+	case len(b.tells) > 0:
+		return true, b.deliverTells(ctx)
+	case b.state.Pause != nil && !b.state.Pause.Escalated:
+		return true, b.escalateAccount(ctx)
+	case b.state.Decision != nil:
+		return true, b.applyDecision(ctx)
+	case b.reconcileTimer != nil && b.reconcileTimer.IsReady():
+		b.reconcileTimer = nil
+		return true, b.reconcile(ctx)
+	case b.holdTimer != nil && b.holdTimer.IsReady():
+		b.holdTimer = nil
+		return true, b.watchHold(ctx)
+	case b.state.Aborted && b.remaining() > 0 && b.startsThisRun < b.in.StartsPerRun:
+		return true, b.recordNotSubmitted(ctx)
+	case b.needsPage():
+		return true, b.loadPage(ctx)
+	}
+	b.startWhileRoom(ctx)
+	return false, nil
+}
+
+// woken says whether anything arrived that the loop must take in.
+func (b *batch) woken() bool {
+	if b.events.Len() > 0 || b.state.Decision != nil {
+		return true
+	}
+	if b.reconcileTimer != nil && b.reconcileTimer.IsReady() || b.holdTimer != nil && b.holdTimer.IsReady() {
+		return true
+	}
+	return slices.ContainsFunc(b.starts, func(s childStart) bool { return s.future.IsReady() })
+}
+
+// drain takes in every confirmed start and every signal received, without
+// blocking.
+func (b *batch) drain(ctx workflow.Context) {
+	for i := 0; i < len(b.starts); {
+		s := b.starts[i]
+		if !s.future.IsReady() {
+			i++
+			continue
 		}
-		if err == nil {
-			if b.state.InFlight[i].Status == "starting" {
-				b.state.InFlight[i].Status = "pending"
-			}
+		b.starts = slices.Delete(b.starts, i, i+1)
+		b.startConfirmed(ctx, s.ref, s.future.Get(ctx, nil))
+	}
+	for {
+		var ev BatchJobEvent
+		if !b.events.ReceiveAsync(&ev) {
 			return
 		}
-		out := JobOutcome{ReferenceID: ref, Outcome: OutcomeDuplicate, Message: fmt.Sprintf(
-			"reference_id %s already belongs to workflow %s, which runs or completed; the batch did not start it again", ref, WorkflowID(ref))}
-		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
-		if !errors.As(err, &started) {
-			out = JobOutcome{ReferenceID: ref, Outcome: OutcomeEscalated, Reason: "StartFailed", Message: err.Error()}
-		}
-		b.finish(i, out)
-		workflow.GetLogger(ctx).Warn("job not started", "ReferenceId", ref, "Error", err)
-	})
-}
-
-func (b *batch) inFlight(ref string) int {
-	return slices.IndexFunc(b.state.InFlight, func(j InFlightJob) bool { return j.ReferenceID == ref })
-}
-
-// MaxListedOutcomes bounds the non-completed outcomes a batch lists in its
-// state and result, so that neither outgrows a payload however many jobs
-// fail.
-const MaxListedOutcomes = 1000
-
-// finish records a job's end and takes it out of the window.
-func (b *batch) finish(i int, out JobOutcome) {
-	b.state.InFlight = slices.Delete(b.state.InFlight, i, i+1)
-	b.record(out)
-	b.changed = true
-}
-
-// record counts an ended job's outcome and lists it if there is room.
-func (b *batch) record(out JobOutcome) {
-	switch out.Outcome {
-	case OutcomeCompleted:
-		b.state.Completed++
-		return
-	case OutcomeAbandoned:
-		b.state.Abandoned++
-	case OutcomeNotSubmitted:
-		b.state.NotSubmitted++
-	case OutcomeDuplicate:
-		b.state.Duplicate++
-	default:
-		b.state.Escalated++
-	}
-	if len(b.state.Outcomes) < MaxListedOutcomes {
-		b.state.Outcomes = append(b.state.Outcomes, out)
+		b.apply(ctx, ev)
 	}
 }
 
-// apply takes in one job's news.
-func (b *batch) apply(ctx workflow.Context, ev BatchJobEvent) {
-	i := b.inFlight(ev.ReferenceID)
-	if i < 0 {
-		workflow.GetLogger(ctx).Warn("news of a job not in flight", "ReferenceId", ev.ReferenceID, "Event", ev.Event)
-		return
+// settled says whether the batch may end: nothing left to start or record,
+// nothing unconfirmed or undelivered, no pause or answer outstanding, and
+// every job in flight settled (escalated and waiting for a human).
+func (b *batch) settled() bool {
+	if b.remaining() > 0 || len(b.starts) > 0 || len(b.tells) > 0 || b.state.Pause != nil || b.state.Decision != nil {
+		return false
 	}
-	j := &b.state.InFlight[i]
-	b.changed = true
-	switch ev.Event {
-	case EventSubmitted:
-		if !j.Submitted {
-			j.Submitted = true
-			b.state.Submitted++
-		}
-		j.Status = "queued"
-	case EventProcessing:
-		j.Status = "processing"
-	case EventEscalated:
-		j.Status = "escalated"
-	case EventBlocked:
-		j.Status = "blocked"
-		b.block(ctx, ev)
-	case EventDone:
-		b.finish(i, JobOutcome{ReferenceID: ev.ReferenceID, Outcome: ev.Outcome, Reason: ev.Reason, HTTPStatus: ev.HTTPStatus, Message: ev.Message})
-	}
-}
-
-// block holds a job back on an account-wide failure; the first one pauses
-// the batch.
-func (b *batch) block(ctx workflow.Context, ev BatchJobEvent) {
-	if b.state.Aborted {
-		b.tellJob(ctx, ev.ReferenceID, AccountDecision{Action: activities.DecisionAbort, Note: "the batch was aborted", By: "batch"})
-		return
-	}
-	if b.state.Pause == nil {
-		b.state.Pauses++
-		b.state.Pause = &AccountPause{
-			Reason: ev.Reason, HTTPStatus: ev.HTTPStatus, Message: ev.Message,
-			ReferenceID: ev.ReferenceID, Since: workflow.Now(ctx),
-		}
-		workflow.GetLogger(ctx).Warn("account-wide failure: the batch stops submitting", "Reason", ev.Reason, "ReferenceId", ev.ReferenceID)
-	}
-	b.state.Pause.Blocked = append(b.state.Pause.Blocked, ev.ReferenceID)
-}
-
-// tellJob signals a held-back job the batch's answer.
-func (b *batch) tellJob(ctx workflow.Context, ref string, d AccountDecision) {
-	if err := workflow.SignalExternalWorkflow(ctx, WorkflowID(ref), "", SignalAccountDecision, d).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("could not tell a held-back job the decision", "ReferenceId", ref, "Error", err)
-	}
-}
-
-// escalateAccount raises the batch's one escalation for its pause.
-func (b *batch) escalateAccount(ctx workflow.Context) error {
-	p := b.state.Pause
-	in := activities.EscalateInput{
-		WorkflowID:  b.workflowID,
-		ReferenceID: p.ReferenceID,
-		Attempt:     b.state.Pauses,
-		Kind:        activities.KindAccount,
-		Reason:      p.Reason,
-		HTTPStatus:  p.HTTPStatus,
-		BatchID:     b.in.BatchID,
-		Message: fmt.Sprintf("account-wide failure in batch %s: %s (job %s). No further job of the batch is submitted; "+
-			"%d jobs are not yet submitted and %d are held back. Fix the cause, then answer: starter batch-resolve %s resume|abort",
-			b.in.BatchID, p.Message, p.ReferenceID, b.remaining(), len(p.Blocked), b.in.BatchID),
-	}
-	var res activities.EscalateResult
-	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.Escalate, in).Get(ctx, &res); err != nil {
-		return fmt.Errorf("record account escalation: %w", err)
-	}
-	p.Escalated, p.EscalationID = true, res.EscalationID
-	b.publish(ctx)
-	err := workflow.ExecuteActivity(notifyActivityOptions(ctx, 10*time.Second), a.NotifyHuman, activities.NotifyInput{
-		EscalationID: res.EscalationID, Escalation: in, WebUIURL: res.WebUIURL,
-	}).Get(ctx, nil)
-	if err != nil {
-		if temporal.IsCanceledError(err) {
-			return err
-		}
-		workflow.GetLogger(ctx).Error("account escalation recorded but the notification failed", "EscalationId", res.EscalationID, "Error", err)
-	}
-	return nil
-}
-
-// applyDecision carries out a human's answer to the pause.
-func (b *batch) applyDecision(ctx workflow.Context) error {
-	d := *b.state.Decision
-	b.state.Decision = nil
-	p := b.state.Pause
-	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.RecordDecision, activities.DecisionInput{
-		WorkflowID: b.workflowID, Attempt: b.state.Pauses, Action: d.Action, By: d.By, Note: d.Note,
-	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("record batch decision: %w", err)
-	}
-	workflow.GetLogger(ctx).Info("account-wide failure answered", "Action", d.Action, "By", d.By)
-	b.state.Pause = nil
-	if d.Action == activities.DecisionAbort {
-		b.state.Aborted = true
-		if err := b.recordNotSubmitted(ctx, fmt.Sprintf("batch %s aborted by %s after %s: %s", b.in.BatchID, orUnknown(d.By), p.Reason, d.Note)); err != nil {
-			return err
-		}
-	}
-	for _, ref := range p.Blocked {
-		b.tellJob(ctx, ref, AccountDecision(d))
-	}
-	b.changed = true
-	b.publish(ctx)
-	return nil
-}
-
-// recordNotSubmitted records every job not yet started as not submitted,
-// in the database and in the batch's outcomes.
-func (b *batch) recordNotSubmitted(ctx workflow.Context, why string) error {
-	const chunk = 200
-	for b.cursor < len(b.in.Jobs) || b.unloaded() > 0 {
-		if b.cursor == len(b.in.Jobs) {
-			page, err := b.loadPage(ctx)
-			if err != nil {
-				return err
-			}
-			b.in.Jobs, b.cursor = page, 0
-		}
-		end := min(b.cursor+chunk, len(b.in.Jobs))
-		var jobs []activities.RecordJobInput
-		for _, j := range b.in.Jobs[b.cursor:end] {
-			jobs = append(jobs, activities.RecordJobInput{
-				WorkflowID: WorkflowID(j.ReferenceID), ReferenceID: j.ReferenceID, BatchID: b.in.BatchID, Video: j.Video, Audio: j.Audio,
-			})
-		}
-		if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.RecordNotSubmitted, activities.NotSubmittedInput{
-			BatchID: b.in.BatchID, Jobs: jobs, Reason: why,
-		}).Get(ctx, nil); err != nil {
-			return fmt.Errorf("record jobs not submitted: %w", err)
-		}
-		for _, j := range jobs {
-			b.record(JobOutcome{ReferenceID: j.ReferenceID, Outcome: OutcomeNotSubmitted, Reason: ReasonNotSubmitted, Message: why})
-		}
-		b.cursor = end
-	}
-	return nil
-}
-
-func (b *batch) ended() bool {
-	return (b.remaining() == 0 || b.state.Aborted) && len(b.state.InFlight) == 0 && b.pendingStarts == 0 && b.state.Pause == nil
+	return !slices.ContainsFunc(b.state.InFlight, InFlightJob.active)
 }
 
 func (b *batch) shouldContinueAsNew(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	full := b.startsThisRun >= b.in.StartsPerRun && b.remaining() > 0
-	return full || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > batchHistoryBound
+	return full || info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > batchHistoryBound ||
+		info.GetCurrentHistorySize() > batchHistorySizeBound
 }
 
-// continueAsNew hands the batch to a fresh run, once every start it made
-// is confirmed and every signal received is applied.
-func (b *batch) continueAsNew(ctx workflow.Context, events workflow.ReceiveChannel) error {
-	if err := workflow.Await(ctx, func() bool { return b.pendingStarts == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
-	}
+// continueAsNew hands the batch to a fresh run once every start it made is
+// confirmed, every signal received is applied and every answer to a job is
+// delivered; whatever remains (a pause, an accepted answer) rides in the
+// state.
+func (b *batch) continueAsNew(ctx workflow.Context) error {
 	for {
-		var ev BatchJobEvent
-		if !events.ReceiveAsync(&ev) {
+		if err := workflow.Await(ctx, func() bool {
+			return !slices.ContainsFunc(b.starts, func(s childStart) bool { return !s.future.IsReady() }) && workflow.AllHandlersFinished(ctx)
+		}); err != nil {
+			return err
+		}
+		b.drain(ctx)
+		if len(b.tells) == 0 {
 			break
 		}
-		b.apply(ctx, ev)
+		if err := b.deliverTells(ctx); err != nil {
+			return err
+		}
 	}
 	next := b.in
 	next.Jobs = b.in.Jobs[b.cursor:]
 	state := b.state
 	next.Resume = &state
 	b.publish(ctx)
+	workflow.GetLogger(ctx).Info("batch continues as new", "Run", b.state.Runs, "Remaining", b.remaining(), "InFlight", len(b.state.InFlight))
 	return workflow.NewContinueAsNewError(ctx, BatchWorkflowName, next)
 }
 
-func (b *batch) status() string {
-	switch {
-	case b.state.Pause != nil:
-		return BatchPaused
-	case b.ended() && b.state.Aborted:
-		return BatchAborted
-	case b.ended():
-		return BatchCompleted
-	}
-	return BatchRunning
-}
-
-func (b *batch) progress() BatchProgress {
-	p := BatchProgress{
-		BatchID:   b.in.BatchID,
-		Status:    b.status(),
-		Total:     b.state.Total,
-		Submitted: b.state.Submitted,
-		Completed: b.state.Completed,
-		Remaining: b.remaining(),
-		InFlight:  len(b.state.InFlight),
-		Runs:      b.state.Runs,
-	}
-	if b.state.Aborted {
-		p.Remaining = 0
-	}
-	if b.state.Pause != nil {
-		pause := *b.state.Pause
-		p.Pause = &pause
-	}
+// finish ends the settled batch: the jobs still waiting for a human are
+// listed as escalated, with the command that answers them.
+func (b *batch) finish(ctx workflow.Context) BatchResult {
+	waiting := 0
 	for _, j := range b.state.InFlight {
-		switch j.Status {
-		case "starting", "pending":
-			p.Pending++
-		case "blocked":
-			p.Pending++
-			p.Blocked++
-		case "queued":
-			p.Queued++
-		case "processing":
-			p.Processing++
-		case "escalated":
-			p.Escalated++
+		waiting++
+		b.record(JobOutcome{ReferenceID: j.ReferenceID, Outcome: OutcomeEscalated, Reason: j.Reason, HTTPStatus: j.HTTPStatus,
+			Message: capMessage(j.Message) + fmt.Sprintf(" (waiting for a human: starter resolve %s retry|abandon)", j.ReferenceID)})
+	}
+	b.state.InFlight = nil
+	b.publish(ctx)
+	res := b.result()
+	res.Waiting = waiting
+	workflow.GetLogger(ctx).Info("batch ended", "Total", res.Total, "Completed", res.Completed, "Escalated", res.Escalated,
+		"Waiting", waiting, "NotSubmitted", res.NotSubmitted, "Cancelled", res.Cancelled)
+	return res
+}
+
+// armReconcile makes sure a timer will wake the loop when the job heard
+// from longest ago has not been heard from for ReconcileAfter (at most
+// every quarter of it), while any job is in flight. The times ride in the
+// state, so a batch that continues as new often still reconciles.
+func (b *batch) armReconcile(ctx workflow.Context) {
+	if b.reconcileTimer != nil || len(b.state.InFlight) == 0 {
+		return
+	}
+	oldest := b.state.InFlight[0].HeardAt
+	for _, j := range b.state.InFlight[1:] {
+		if j.HeardAt.Before(oldest) {
+			oldest = j.HeardAt
 		}
 	}
-	p.Escalated += b.state.Escalated
-	p.Abandoned, p.NotSubmitted, p.Duplicate = b.state.Abandoned, b.state.NotSubmitted, b.state.Duplicate
-	return p
+	due := oldest.Add(b.in.ReconcileAfter)
+	if next := b.state.Reconciled.Add(b.in.ReconcileAfter / 4); next.After(due) {
+		due = next
+	}
+	b.reconcileTimer = workflow.NewTimer(ctx, max(due.Sub(workflow.Now(ctx)), time.Second))
 }
 
-func (b *batch) result() BatchResult {
-	p := b.progress()
-	return BatchResult{
-		BatchID:        b.in.BatchID,
-		Total:          b.state.Total,
-		Completed:      b.state.Completed,
-		Escalated:      p.Escalated,
-		Abandoned:      p.Abandoned,
-		NotSubmitted:   p.NotSubmitted,
-		Duplicate:      p.Duplicate,
-		Aborted:        b.state.Aborted,
-		Outcomes:       b.state.Outcomes,
-		OutcomesListed: len(b.state.Outcomes) == p.Escalated+p.Abandoned+p.NotSubmitted+p.Duplicate,
-		Runs:           b.state.Runs,
+// capMessage bounds a message kept in the batch's state or result.
+func capMessage(s string) string { return capText(s, maxOutcomeMessage) }
+
+// capText cuts s to at most n bytes (and an ellipsis), never inside a
+// UTF-8 sequence.
+func capText(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
-// publish keeps the batch's search attributes (status, pause reason, and
-// every twentieth of progress) and current details in step.
-func (b *batch) publish(ctx workflow.Context) {
-	p := b.progress()
-	var updates []temporal.SearchAttributeUpdate
-	if !b.published {
-		updates = append(updates, AttrBatchID.ValueSet(b.in.BatchID))
-	}
-	if p.Status != b.publishedStatus {
-		updates = append(updates, AttrStatus.ValueSet(p.Status), AttrStatusSince.ValueSet(workflow.Now(ctx).UTC()))
-	}
-	escalated := ""
-	if p.Pause != nil {
-		escalated = p.Pause.Reason
-	}
-	switch {
-	case escalated != "" && escalated != b.publishedEscalated:
-		updates = append(updates, AttrEscalated.ValueSet(escalated))
-	case escalated == "" && b.publishedEscalated != "":
-		updates = append(updates, AttrEscalated.ValueUnset())
-	}
-	step := max(1, p.Total/20)
-	if !b.published || p.Completed/step != b.publishedCompleted/step || p.Ended() {
-		updates = append(updates, AttrBatchCompleted.ValueSet(int64(p.Completed)), AttrBatchRemaining.ValueSet(int64(p.Remaining+p.InFlight)))
-	}
-	if len(updates) > 0 {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-			workflow.GetLogger(ctx).Warn("search attributes not updated", "Error", err)
-		}
-	}
-	b.published, b.publishedStatus, b.publishedEscalated, b.publishedCompleted = true, p.Status, escalated, p.Completed
-	workflow.SetCurrentDetails(ctx, b.details(p))
-}
-
-// details is the Web UI's current-details text.
-func (b *batch) details(p BatchProgress) string {
-	var s strings.Builder
-	fmt.Fprintf(&s, "**%s** · batch `%s` · %d/%d completed · %d submitted · %d in flight (%d pending, %d queued, %d processing) · %d escalated · %d remaining",
-		p.Status, p.BatchID, p.Completed, p.Total, p.Submitted, p.InFlight, p.Pending, p.Queued, p.Processing, p.Escalated, p.Remaining)
-	if p.NotSubmitted > 0 {
-		fmt.Fprintf(&s, " · %d not submitted", p.NotSubmitted)
-	}
-	if p.Pause != nil {
-		fmt.Fprintf(&s, " · PAUSED on %s (HTTP %d): %s · %d jobs held back · answer: starter batch-resolve %s resume|abort",
-			p.Pause.Reason, p.Pause.HTTPStatus, p.Pause.Message, len(p.Pause.Blocked), p.BatchID)
-	}
-	return s.String()
-}
+// since is how long ago t was, in workflow time.
+func since(ctx workflow.Context, t time.Time) time.Duration { return workflow.Now(ctx).Sub(t) }

@@ -48,6 +48,11 @@ type fakeAccount struct {
 	callsWhileHeld int
 	pausedAt       time.Time
 	pageLoads      int
+	// ended are the rows EndJob ended.
+	ended []string
+	// foreignHold is another workflow's account hold in force ("" = none):
+	// submissions are refused while it stands.
+	foreignHold string
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -78,7 +83,7 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 	env.OnActivity(a.Submit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SubmitInput) (activities.SubmitResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.held {
+		if f.held || f.foreignHold != "" {
 			return activities.SubmitResult{}, temporal.NewNonRetryableApplicationError("held", chamelaion.TypeQuotaExceeded, nil, activities.ErrorDetails{StatusCode: 412})
 		}
 		f.apiCalls++
@@ -134,6 +139,47 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 			page = append(page, activities.BatchJob{ReferenceID: j.ReferenceID, Video: j.Video, Audio: j.Audio})
 		}
 		return page, nil
+	})
+	env.OnActivity(a.EndJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EndJobInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.ended = append(f.ended, in.WorkflowID)
+		return nil
+	})
+	env.OnActivity(a.ReconcileJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReconcileJobsInput) ([]activities.WorkflowEnd, error) {
+		ends := make([]activities.WorkflowEnd, len(in.WorkflowIDs))
+		for i := range ends {
+			ends[i] = activities.WorkflowEnd{Status: activities.WorkflowRunning}
+		}
+		return ends, nil
+	})
+	env.OnActivity(a.DescribeWorkflow, mock.Anything, mock.Anything).Return(activities.WorkflowEnd{Status: activities.WorkflowRunning}, nil)
+	env.OnActivity(a.ActiveHolds, mock.Anything).Return(func(context.Context) ([]activities.HoldInfo, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var holds []activities.HoldInfo
+		if f.held {
+			holds = append(holds, activities.HoldInfo{Owner: "default-test-workflow-id", Reason: chamelaion.TypeQuotaExceeded})
+		}
+		if f.foreignHold != "" {
+			holds = append(holds, activities.HoldInfo{Owner: f.foreignHold, Reason: chamelaion.TypeQuotaExceeded, HTTPStatus: 412})
+		}
+		return holds, nil
+	})
+	env.OnActivity(a.LoadBatchPage, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LoadBatchPageInput) (activities.LoadBatchPageResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.pageLoads++
+		from := in.From
+		if in.Cursor.Checked() {
+			from = in.Cursor.Read
+		}
+		end := min(from+in.Limit, in.Source.Jobs)
+		res := activities.LoadBatchPageResult{Next: activities.SourceCursor{Read: end, Offset: int64(end), Line: end + 2, Size: 1}}
+		for i := from; i < end; i++ {
+			res.Jobs = append(res.Jobs, activities.BatchJob{ReferenceID: fmt.Sprintf("src-%04d", i), Video: "https://cdn.example.com/v.mp4?X-Amz-Signature=SIG", Audio: "https://cdn.example.com/a.wav"})
+		}
+		return res, nil
 	})
 	env.OnActivity(a.RecordNotSubmitted, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotSubmittedInput) (int, error) {
 		f.mu.Lock()
@@ -414,10 +460,39 @@ func TestBatchFromASourceAbortRecordsEveryUnreadJob(t *testing.T) {
 			OnReject: func(err error) { t.Errorf("abort refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
 		}, BatchDecision{Action: activities.DecisionAbort, By: "ops"})
 	}, time.Hour)
-	res := runBatch(t, env, BatchInput{BatchID: "src-abort", Source: testSource(1100), Concurrency: 5})
+	res := runBatch(t, env, BatchInput{BatchID: "src-abort", Source: testSource(1100), Concurrency: 5, StartsPerRun: 5000})
 	require.Equal(t, 10, res.Completed)
 	require.Equal(t, 1090, res.NotSubmitted)
 	require.Len(t, f.notSubmit, 1090)
 	require.Len(t, res.Outcomes, MaxListedOutcomes, "the result lists a bounded number of failures")
 	require.False(t, res.OutcomesListed)
+}
+
+// TestBatchPausedBehindAnotherBatchsHoldResumesByItself: a batch whose jobs
+// are held back by another batch's account hold raises no escalation or
+// hold of its own and resumes by itself once that hold is released (found
+// by review: with a hold each, answering one batch paused the other again,
+// and so on, each pause escalated and notified anew).
+func TestBatchPausedBehindAnotherBatchsHoldResumesByItself(t *testing.T) {
+	f := &fakeAccount{foreignHold: "batch-other"}
+	env := newBatchEnv(t, f)
+	var during BatchProgress
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryBatchProgress)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&during))
+		f.mu.Lock()
+		f.foreignHold = "" // the other batch was answered
+		f.mu.Unlock()
+	}, 2*time.Hour)
+	res := runBatch(t, env, BatchInput{BatchID: "behind", Jobs: batchJobs("bh-", 12), Concurrency: 4, MaxPending: 4})
+	require.Equal(t, BatchPaused, during.Status)
+	require.Equal(t, "batch-other", during.Pause.HeldBy)
+	require.Equal(t, 12, res.Completed)
+	require.Empty(t, f.escalations, "no escalation of its own")
+	require.Len(t, f.decisions, 1)
+	require.Equal(t, activities.DecisionInput{WorkflowID: "default-test-workflow-id", Attempt: 1, Action: "resume", By: "worker", Note: "the account hold of batch-other was released"}, f.decisions[0])
+	for ref, n := range f.accepted {
+		require.Equal(t, 1, n, ref)
+	}
 }

@@ -41,12 +41,12 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 		j.batchWorkflowID = parent.ID
 	}
 	res, err := w.lipSync(ctx, j)
-	if j.batchWorkflowID != "" && !workflow.IsContinueAsNewError(err) && !temporal.IsCanceledError(err) {
+	if !workflow.IsContinueAsNewError(err) {
 		ref := j.state.ReferenceID
 		if ref == "" {
 			ref = in.ReferenceID
 		}
-		j.tellBatch(ctx, finalEvent(ref, err))
+		j.ended(ctx, ref, err)
 	}
 	return res, err
 }
@@ -252,6 +252,7 @@ func (j *job) retry(ctx workflow.Context) {
 	j.escalated, j.lastError = "", ""
 	j.setStatus(ctx, "pending")
 	j.publish(ctx)
+	j.tellRetrying(ctx)
 	workflow.GetLogger(ctx).Info("retrying the job after a human's decision", "Attempt", j.state.Attempt)
 }
 
@@ -328,6 +329,9 @@ type job struct {
 	v workflow.Version
 	// pending is the escalation waiting for a human's answer.
 	pending *escalation
+	// abortNote says why a held-back job was given up without its
+	// batch's answer.
+	abortNote string
 }
 
 func (j *job) status() JobStatus {

@@ -6,9 +6,7 @@ package workflows
 
 import (
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/chamelaion-lipsync/worker/activities"
 	"github.com/chamelaion-lipsync/worker/chamelaion"
@@ -211,6 +209,8 @@ type JobState struct {
 	// submission ended.
 	SubmitMayExist bool      `json:",omitempty"`
 	SubmitEndedAt  time.Time `json:",omitempty"`
+	// BatchSeq numbers the events the job has told its batch.
+	BatchSeq int `json:",omitempty"`
 }
 
 // LipSyncResult is a completed job.
@@ -327,24 +327,11 @@ func ValidateInput(in LipSyncInput) error {
 }
 
 // MaxReferenceIDLength bounds a reference_id.
-const MaxReferenceIDLength = 200
+const MaxReferenceIDLength = activities.MaxReferenceIDLength
 
 // ValidateReferenceID accepts "" (derived later) or up to 200 printable,
 // non-space characters.
-func ValidateReferenceID(ref string) error {
-	if len(ref) > MaxReferenceIDLength {
-		return fmt.Errorf("reference_id is %d bytes long; at most %d are allowed", len(ref), MaxReferenceIDLength)
-	}
-	for i, r := range ref {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("reference_id has a space, control or invalid character at byte %d", i)
-		}
-	}
-	if strings.TrimSpace(ref) != ref {
-		return fmt.Errorf("reference_id has leading or trailing space")
-	}
-	return nil
-}
+func ValidateReferenceID(ref string) error { return activities.ValidateReferenceID(ref) }
 
 // WorkflowID is the workflow ID of the job with this reference_id.
 func WorkflowID(referenceID string) string { return WorkflowIDPrefix + referenceID }
