@@ -128,9 +128,6 @@ func withDetails(err error, change func(*ErrorDetails)) error {
 		_ = appErr.Details(&d)
 	}
 	change(&d)
-	if d.Message == "" {
-		d.Message = appErr.Message()
-	}
 	return temporal.NewApplicationErrorWithOptions(appErr.Message(), appErr.Type(), temporal.ApplicationErrorOptions{
 		NonRetryable:   appErr.NonRetryable(),
 		NextRetryDelay: appErr.NextRetryDelay(),

@@ -535,13 +535,13 @@ func exactnessScenarios(base []string) []exactnessScenario {
 			// human answers resume: every job polls on to its end.
 			name:         "key revoked while polling, restored, resumed",
 			workerEnv:    answered,
-			emulatorArgs: []string{"--processing-for", "60s"},
+			emulatorArgs: []string{"--processing-for", "40s"},
 			act: func(t *testing.T, x *exactnessRun) {
 				x.waitFor(t, "every job submitted", func() bool { return emulatorStatsAt(t, "http://"+x.f.emuAddr).JobsCreated == x.n })
 				time.Sleep(3 * time.Second)
 				x.emulatorPut(t, http.MethodPut, "/_emulator/keys", `{"revoked":true}`)
 				x.waitFor(t, "the account escalation", func() bool { return x.escalations(t, "account") == 1 })
-				time.Sleep(20 * time.Second) // every other job meets the hold
+				time.Sleep(10 * time.Second) // the other jobs meet the hold
 				x.emulatorPut(t, http.MethodPut, "/_emulator/keys", `{"revoked":false}`)
 				var owner string
 				require.NoError(t, x.conn.QueryRow(x.ctx, `SELECT workflow_id FROM escalations WHERE kind = 'account' AND workflow_id LIKE $1`, "lipsync-"+x.prefix+"-%").Scan(&owner))
