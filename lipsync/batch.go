@@ -66,7 +66,7 @@ func (c *Client) SubmitBatch(ctx context.Context, b Batch) (*BatchRun, error) {
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary: fmt.Sprintf("lip-sync batch `%s`: %d jobs", b.BatchID, batchSize(b)),
+		StaticSummary:                            fmt.Sprintf("lip-sync batch `%s`: %d jobs", b.BatchID, batchSize(b)),
 	}, workflows.BatchWorkflowName, b)
 	run := &BatchRun{BatchID: b.BatchID, WorkflowID: id, client: c}
 	if err == nil {
