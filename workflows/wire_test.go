@@ -109,7 +109,7 @@ func TestOutputsRoundTripInBothShapes(t *testing.T) {
 			Pause: &AccountPause{Reason: "Unauthorized", HTTPStatus: 401, Message: "key revoked", ReferenceID: "j", Since: at,
 				EscalationID: 3, Escalated: true, HeldBy: "batch-x", Blocked: []string{"j", "k"}}, Runs: 2},
 		&BatchResult{BatchID: "b", Total: 3, Completed: 1, Escalated: 1, Abandoned: 1, Aborted: true,
-			Outcomes: []JobOutcome{{ReferenceID: "j", Outcome: "escalated", Reason: "BadRequest", HTTPStatus: 400, Message: "no"}},
+			Outcomes:       []JobOutcome{{ReferenceID: "j", Outcome: "escalated", Reason: "BadRequest", HTTPStatus: 400, Message: "no"}},
 			OutcomesListed: true, Cancelled: 0, Waiting: 1, Runs: 1},
 		&BatchDecision{Action: "abort", Note: "n", By: "ops"},
 	}
