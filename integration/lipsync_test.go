@@ -92,9 +92,12 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, "lipsync-"+j.ref, lines[0], j.ref)
 		if j.wantExit == 0 {
 			var res struct {
-				RequestID, Status, OutputURL string
-				StatusChecks, Runs           int
-				Adopted                      bool
+				RequestID    string `json:"request_id"`
+				Status       string `json:"status"`
+				OutputURL    string `json:"output_url"`
+				StatusChecks int    `json:"status_checks"`
+				Runs         int    `json:"runs"`
+				Adopted      bool   `json:"adopted"`
 			}
 			require.NoError(t, json.Unmarshal([]byte(lines[1]), &res), "%s: %s", j.ref, r.stdout)
 			require.Equal(t, "completed", res.Status, j.ref)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chamelaion-lipsync/worker/lipsync"
+	"github.com/chamelaion-lipsync/worker/store"
 )
 
 // TestBadInputIsRefusedBeforeConnecting: usage errors and invalid jobs exit
@@ -55,4 +56,14 @@ func TestACompletedJobIsPrintedWithReadableDurations(t *testing.T) {
 	require.Contains(t, string(b), `"started_at":"2026-04-07T10:00:00Z"`)
 	require.Equal(t, "26h5m", readable(26*time.Hour+5*time.Minute+10*time.Second))
 	require.Equal(t, "850ms", readable(850*time.Millisecond))
+}
+
+func TestBatchStatusPrintsTheProgressWithHowTheJobsStandNow(t *testing.T) {
+	out, err := withNow(lipsync.BatchProgress{BatchID: "b", Status: "completed", Total: 2, Completed: 1},
+		&batchNow{Jobs: map[store.Status]int{"completed": 1, "abandoned": 1}})
+	require.NoError(t, err)
+	b, err := json.Marshal(out)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"batch_id":"b"`, "the progress in the contract's names")
+	require.Contains(t, string(b), `"now":{"Jobs":{"abandoned":1,"completed":1}}`, "and how the jobs stand now beside it")
 }
