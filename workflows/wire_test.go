@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -300,5 +301,55 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 	t.Logf("decoded from %d histories: %v", len(files), counts)
 	for _, kind := range []string{"input", "continuation", "child input", "result", "batch result", "escalation", "decision", "decision result"} {
 		require.Positive(t, counts[kind], "the recorded histories hold a %s", kind)
+	}
+}
+
+// TestEveryFieldOfTheContractsTypesCrossesTheWire fills every exported
+// field of each contract type (but the worker's own carry-over, Resume) and
+// round-trips it through the contract's shape: a field added to a Go type
+// and not to its wire struct fails here.
+func TestEveryFieldOfTheContractsTypesCrossesTheWire(t *testing.T) {
+	for _, v := range []any{&LipSyncInput{}, &LipSyncResult{}, &JobStatus{}, &EscalationDetails{}, &Decision{},
+		&DecisionResult{}, &BatchInput{}, &BatchProgress{}, &BatchResult{}, &BatchDecision{}} {
+		fill(reflect.ValueOf(v).Elem())
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		got := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		require.NoError(t, json.Unmarshal(b, got))
+		require.Equal(t, v, got, "%T: every field crosses the wire (%s)", v, b)
+	}
+}
+
+// fill sets every exported field of v to a value that is not zero.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 4, 7, 10, 0, 1, 500, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if f.IsExported() && f.Name != "Resume" {
+				fill(v.Field(i))
+			}
+		}
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0))
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(3)
+		if v.Type() == reflect.TypeFor[time.Duration]() {
+			v.SetInt(int64(90 * time.Second))
+		}
+	case reflect.Float64:
+		v.SetFloat(2)
 	}
 }
