@@ -58,9 +58,9 @@ func TestAJobInGosOldShapeDecodesWithDurationsInNanoseconds(t *testing.T) {
 func TestAJobThatCannotBeReadFailsValidationNamingTheMember(t *testing.T) {
 	for doc, want := range map[string]string{
 		`{"video_url":"https://v","audio_url":"https://a","stuck_after":"ten minutes"}`:         `stuck_after: "ten minutes" is not a duration`,
-		`{"video_url":"https://v","audio_url":"https://a","deadline":600}`:                      "cannot unmarshal number",
+		`{"video_url":"https://v","audio_url":"https://a","deadline":600}`:                      `member "deadline": a JSON number where the contract wants a duration string`,
 		`{"video_url":"https://v","audio_url":"https://a","poll":{"initial":"5 s"}}`:            `poll.initial: "5 s" is not a duration`,
-		`{"reference_id":"x","video_url":"https://v","audio_url":"https://a","stuck_after":-1}`: "cannot unmarshal number",
+		`{"reference_id":"x","video_url":"https://v","audio_url":"https://a","stuck_after":-1}`: `member "stuck_after": a JSON number`,
 	} {
 		var in LipSyncInput
 		require.NoError(t, json.Unmarshal([]byte(doc), &in), "decoding never fails the workflow task")
