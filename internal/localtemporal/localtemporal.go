@@ -162,17 +162,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	maps.Copy(dc, SinglePartitionConfig())
 	maps.Copy(dc, opts.DynamicConfig)
 	opts.DynamicConfig = dc
-	var err error
-	if opts.Port == 0 {
-		if opts.Port, err = freePort(opts.IP); err != nil {
-			return nil, err
-		}
-	}
-	if !opts.Headless && opts.UIPort == 0 {
-		if opts.UIPort, err = freePort(opts.IP); err != nil {
-			return nil, err
-		}
-	}
 	if opts.LogFile == "" {
 		f, err := os.CreateTemp("", "temporal-dev-*.log")
 		if err != nil {
@@ -183,6 +172,41 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	// Ports this function chooses are free when it looks, not when the
+	// server binds them: another process (a test beside this one) may take
+	// one in between, or one of the ports the server picks for itself, and
+	// the server exits at once. Then it tries again, on other ports where it
+	// chooses them.
+	choosePort, chooseUIPort := opts.Port == 0, !opts.Headless && opts.UIPort == 0
+	for attempt := 1; ; attempt++ {
+		s, err := start(ctx, opts, choosePort, chooseUIPort)
+		if err == nil || !errors.Is(err, errExitedAtStart) || attempt == startAttempts {
+			return s, err
+		}
+		opts.Logger.Warn("the dev server exited during start-up; trying other ports", "attempt", attempt, "error", err)
+	}
+}
+
+// startAttempts bounds the tries on other ports when the dev server exits
+// during start-up.
+const startAttempts = 3
+
+// errExitedAtStart: the dev server exited before it answered.
+var errExitedAtStart = errors.New("the dev server exited during start-up")
+
+// start starts the dev server once, on free ports where asked to choose.
+func start(ctx context.Context, opts Options, choosePort, chooseUIPort bool) (*Server, error) {
+	var err error
+	if choosePort {
+		if opts.Port, err = freePort(opts.IP); err != nil {
+			return nil, err
+		}
+	}
+	if chooseUIPort {
+		if opts.UIPort, err = freePort(opts.IP); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{Address: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), opts: opts}
 	if !opts.Headless {
@@ -250,7 +274,7 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("localtemporal: the dev server exited during start-up:\n%s", s.logTail())
+			return fmt.Errorf("localtemporal: %w:\n%s", errExitedAtStart, s.logTail())
 		case <-ctx.Done():
 			_ = s.Stop()
 			return ctx.Err()
