@@ -135,7 +135,7 @@ func TestBatch(t *testing.T) {
 	require.Equal(t, 1, ex.code, "some jobs were escalated: exit 1\n%s\n%s", ex.stdout, ex.stderr)
 	require.Contains(t, ex.stderr, "paused: ", "the progress lines showed the pause")
 	require.Contains(t, ex.stderr, "PAUSED: QuotaExceeded")
-	require.Contains(t, ex.stdout, fmt.Sprintf("batch itest-batch: %d jobs: %d completed, %d escalated, 0 abandoned, 0 not submitted, 0 duplicate", total, total-len(failed), len(failed)))
+	require.Contains(t, ex.stdout, fmt.Sprintf("batch itest-batch: %d jobs: %d completed, %d escalated (0 waiting for a human), 0 abandoned, 0 not submitted, 0 duplicate, 0 cancelled", total, total-len(failed), len(failed)))
 
 	// The results file against the emulator and the database.
 	f, err := os.Open(results)
