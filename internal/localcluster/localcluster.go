@@ -278,6 +278,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c.env = envList(ServerEnv(c.opts.Postgres, c.ports, c.opts.HistoryShards, c.dynamicConfigPath(), c.opts.IP, c.opts.LogLevel))
 
 	start := time.Now()
+	if err := c.validateDynamicConfig(ctx); err != nil {
+		c.cleanup()
+		return nil, err
+	}
 	if err := c.setupSchema(ctx); err != nil {
 		c.cleanup()
 		return nil, err
@@ -462,6 +466,24 @@ func listenBelow32768(ip string) (net.Listener, error) {
 		}
 	}
 	return nil, fmt.Errorf("localcluster: no free port below 32768: %w", err)
+}
+
+// validateDynamicConfig checks deploy/temporal-dynamicconfig.yaml with the
+// server's own validator: a misspelt key or a value of the wrong type
+// would otherwise be ignored with a warning in a log.
+func (c *Cluster) validateDynamicConfig(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.BinDir, "temporal-server"), "validate-dynamic-config", c.dynamicConfigPath())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("localcluster: validate the dynamic configuration: %w: %s", err, out)
+	}
+	// It names each file, then one indented line per problem.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, " ") {
+			return fmt.Errorf("localcluster: deploy/temporal-dynamicconfig.yaml: %s", out)
+		}
+	}
+	return nil
 }
 
 // setupSchema runs deploy/temporal-schema.sh.

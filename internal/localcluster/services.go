@@ -260,5 +260,15 @@ func (c *Cluster) Stop() error {
 	return nil
 }
 
+// PID is the process id of a service (0 when it is not running).
+func (c *Cluster) PID(svc Service) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[svc]; p != nil && !p.exited() {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
 // LogTail returns the end of a service's log, for test failures.
 func (c *Cluster) LogTail(svc Service) string { return tailFile(c.logPath(svc)) }
