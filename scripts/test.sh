@@ -2,9 +2,13 @@
 # The project's test command (README: `make test`). It installs what it needs,
 # checks formatting and vet, then runs the fast tier (unit tests; database
 # tests start their own PostgreSQL) and the integration tier against real
-# parts it starts itself: the Temporal dev server built from the pinned CLI,
-# PostgreSQL, the emulator, worker and starter binaries.
-# Extra arguments are passed to both `go test` runs (for example -run X).
+# parts it starts itself: Temporal, PostgreSQL, the emulator, worker and
+# starter binaries. The integration tier runs twice: every test on the
+# Temporal dev server built from the pinned CLI, then the end-to-end, batch,
+# encryption and run-command tests and the cluster's fault suite on the
+# cluster (the server built from tools/temporal-server on PostgreSQL, one
+# process per service; LIPSYNC_TEMPORAL_BACKEND=cluster).
+# Extra arguments are passed to every `go test` run (for example -run X).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -31,10 +35,19 @@ TEMPORAL_CLI=$(bash scripts/build-temporal.sh)
 export TEMPORAL_CLI
 echo "$TEMPORAL_CLI"
 
+banner "Temporal server, SQL tool and Web UI (pinned, cached): the cluster backend"
+TEMPORAL_SERVER_DIR=$(bash scripts/build-temporal-server.sh)
+export TEMPORAL_SERVER_DIR
+echo "$TEMPORAL_SERVER_DIR"
+
 banner "fast tier: go test -race ./..."
 go test -race -count=1 "$@" ./...
 
-banner "integration tier: real Temporal, PostgreSQL, emulator, worker, starter"
-go test -race -count=1 -tags integration -timeout 30m "$@" ./integration/...
+banner "integration tier on the dev server: real Temporal, PostgreSQL, emulator, worker, starter"
+go test -race -count=1 -tags integration -timeout 30m -skip '^TestFaultsCluster$' "$@" ./integration/...
+
+banner "integration tier on the cluster: PostgreSQL persistence, one process per service"
+LIPSYNC_TEMPORAL_BACKEND=cluster go test -race -count=1 -tags integration -timeout 30m \
+  -run '^(TestEndToEnd|TestBatch|TestHistoriesAreEncryptedWithTheCodec|TestRunCommand|TestFaultsCluster)$' "$@" ./integration/...
 
 printf '\n==> all tests passed in %ss\n' "$(( $(date +%s) - start ))"

@@ -21,7 +21,8 @@ func (c *Cluster) startUI(ctx context.Context) error {
 		"TEMPORAL_ADDRESS=" + c.Address,
 		"TEMPORAL_UI_PORT=" + strconv.Itoa(c.opts.UIPort),
 		"TEMPORAL_DEFAULT_NAMESPACE=" + c.opts.Namespace,
-		"TEMPORAL_CORS_ORIGINS=" + c.UIURL,
+		// The page's own origin, by either name of the loopback.
+		"TEMPORAL_CORS_ORIGINS=" + c.UIURL + ",http://localhost:" + strconv.Itoa(c.opts.UIPort),
 		"TEMPORAL_NOTIFY_ON_NEW_VERSION=false",
 		"TEMPORAL_CODEC_ENDPOINT=" + c.opts.UICodecEndpoint,
 	}
