@@ -30,7 +30,7 @@ bench-paging: ## a --worker-file batch paged through the worker (abort after the
 	go test -run XXX -bench PageThroughBatchFile -benchtime 1x ./activities/ | grep -E 'Benchmark|ok|FAIL'
 
 fuzz: ## every fuzz target for FUZZTIME (default 60s) each
-	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzValidateInput ./workflows/"; do \
+	for t in "FuzzParse ./batchfile/" "FuzzParseAPIError ./chamelaion/" "FuzzDecodeRequest ./chamelaion/" "FuzzRedact ./chamelaion/" "FuzzWriteResults ./starter/" "FuzzValidateInput ./workflows/"; do \
 		set -- $$t; go test -run XXX -fuzz "^$$1\$$" -fuzztime $${FUZZTIME:-60s} $$2 || exit 1; done
 
 build: ## the binaries, into bin/

@@ -54,6 +54,9 @@ type Activities struct {
 	// WebhookURL receives a Slack-compatible message for every escalation;
 	// "" means escalations are recorded and logged only.
 	WebhookURL string
+	// Media confines the files file:// media are read from (MEDIA_ROOT,
+	// MEDIA_MAX_BYTES). The zero value refuses file:// media.
+	Media MediaRoot
 	// HTTPClient delivers webhooks. Defaults to a client with a 10s timeout.
 	HTTPClient *http.Client
 	// WebUIURL is the Temporal Web UI's base URL, for links in escalations.

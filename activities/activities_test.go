@@ -326,11 +326,13 @@ func TestSubmitUploadsLocalFiles(t *testing.T) {
 	audio := filepath.Join(dir, "a.wav")
 	require.NoError(t, os.WriteFile(video, []byte(strings.Repeat("v", 1<<20)), 0o600))
 	require.NoError(t, os.WriteFile(audio, []byte(strings.Repeat("a", 1<<10)), 0o600))
+	f.acts.Media = activities.MediaRoot{Dir: dir}
 	f.env.ExecuteWorkflow(workflows.WorkflowName, workflows.LipSyncInput{Video: "file://" + video, Audio: "file://" + audio, ReferenceID: "upload"})
 	require.NoError(t, f.env.GetWorkflowError())
 	require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["upload"])
 
 	f2 := newFixture(t)
+	f2.acts.Media = activities.MediaRoot{Dir: dir}
 	f2.env.ExecuteWorkflow(workflows.WorkflowName, workflows.LipSyncInput{Video: "file://" + filepath.Join(dir, "missing.mp4"), Audio: "file://" + audio, ReferenceID: "missing"})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(f2.env.GetWorkflowError(), &appErr))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -57,14 +58,19 @@ func (a *Activities) LoadBatchJobs(ctx context.Context, in LoadBatchJobsInput) (
 	if !filepath.IsAbs(src.Path) || in.From < 0 || in.Limit < 1 {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("load batch jobs: want an absolute path, From >= 0 and Limit >= 1 (got %q, %d, %d)", src.Path, in.From, in.Limit), TypeInvalidInput, nil)
 	}
-	raw, err := os.ReadFile(src.Path)
+	f, err := a.openBatchFile(src.Path)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		// Shared storage may be briefly unavailable: retried.
-		return nil, fmt.Errorf("load batch jobs: %w", err)
+		return nil, temporal.NewApplicationError("load batch jobs: the batch file could not be read", TypeSourceUnavailable)
 	}
 	sum := sha256.Sum256(raw)
-	if got := hex.EncodeToString(sum[:]); got != src.SHA256 {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("load batch jobs: %s changed since the batch started (SHA-256 %s, want %s)", src.Path, got, src.SHA256), TypeInvalidInput, nil)
+	if hex.EncodeToString(sum[:]) != src.SHA256 {
+		return nil, temporal.NewNonRetryableApplicationError("load batch jobs: the batch file changed since the batch started (its SHA-256 differs from the one the starter checked)", TypeInvalidInput, nil)
 	}
 	format, err := batchfile.FormatOf(src.Path)
 	if err != nil {
@@ -149,15 +155,14 @@ func (a *Activities) LoadBatchPage(ctx context.Context, in LoadBatchPageInput) (
 	if err != nil {
 		return LoadBatchPageResult{}, temporal.NewNonRetryableApplicationError("load batch page: the batch file must be .csv or .jsonl", TypeInvalidInput, nil)
 	}
-	f, err := os.Open(src.Path)
+	f, err := a.openBatchFile(src.Path)
 	if err != nil {
-		// Shared storage may be briefly unavailable: retried.
-		return LoadBatchPageResult{}, temporal.NewApplicationError("load batch page: the batch file cannot be opened", TypeSourceUnavailable)
+		return LoadBatchPageResult{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return LoadBatchPageResult{}, temporal.NewNonRetryableApplicationError("load batch page: the batch file is not a regular file", TypeInvalidInput, nil)
+	if err != nil {
+		return LoadBatchPageResult{}, temporal.NewApplicationError("load batch page: the batch file could not be read", TypeSourceUnavailable)
 	}
 	cursor := in.Cursor
 	if !cursor.Checked() {
@@ -255,3 +260,24 @@ func checkBatchFile(ctx context.Context, f *os.File, format batchfile.Format, sr
 // TypeSourceUnavailable: a batch file could not be read (shared storage
 // may be briefly away). Retried.
 const TypeSourceUnavailable = "SourceUnavailable"
+
+// openBatchFile opens a batch file the way file:// media are opened: inside
+// MEDIA_ROOT, without following a link out of it, a regular file only (of
+// any size). The refusal says what an operator can act on and nothing of
+// the host; it is not retried.
+func (a *Activities) openBatchFile(path string) (*os.File, error) {
+	f, _, err := MediaRoot{Dir: a.Media.Dir}.Open(path)
+	if err == nil {
+		return f, nil
+	}
+	var me *MediaError
+	if errors.As(err, &me) {
+		a.logger().Warn("batch file refused", "path", path, "refusal", me.Error(), "cause", me.cause)
+		msg := "the batch file " + me.Error()
+		if errors.Is(err, ErrMediaOff) {
+			msg = "the batch file cannot be read: the workers read batch files only inside MEDIA_ROOT, which is not set"
+		}
+		return nil, temporal.NewNonRetryableApplicationError("load batch page: "+msg, TypeInvalidInput, nil)
+	}
+	return nil, temporal.NewApplicationError("load batch page: the batch file could not be opened", TypeSourceUnavailable)
+}

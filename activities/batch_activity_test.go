@@ -50,11 +50,12 @@ func writeBatchFile(t *testing.T, n int) (string, activities.BatchSource, []stri
 	return path, activities.BatchSource{Path: path, SHA256: hex.EncodeToString(sum[:]), Jobs: len(res.Jobs), SkipInvalid: true}, valid
 }
 
-func pageEnv(t *testing.T) *testsuite.TestActivityEnvironment {
+// pageEnv runs the activities with MEDIA_ROOT set to root ("" = unset).
+func pageEnv(t *testing.T, root string) *testsuite.TestActivityEnvironment {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(tlog.NewStructuredLogger(quiet))
 	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivity(&activities.Activities{Media: activities.MediaRoot{Dir: root}, Logger: quiet})
 	return env
 }
 
@@ -71,8 +72,8 @@ func loadPage(env *testsuite.TestActivityEnvironment, in activities.LoadBatchPag
 // cursor the last one returned yield every valid job once, in order,
 // skipping exactly the rows the starter skipped.
 func TestLoadBatchPageReadsEveryValidJobOnceFromItsOffset(t *testing.T) {
-	_, src, valid := writeBatchFile(t, 2345)
-	env := pageEnv(t)
+	path, src, valid := writeBatchFile(t, 2345)
+	env := pageEnv(t, filepath.Dir(path))
 	// Pages bounded by bytes (long URLs) read the same jobs in more pages.
 	var small []string
 	cursor := activities.SourceCursor{}
@@ -118,7 +119,7 @@ func TestLoadBatchPageReadsEveryValidJobOnceFromItsOffset(t *testing.T) {
 // or modification time later; no refusal repeats the file's digest.
 func TestLoadBatchPageRefusesAChangedFile(t *testing.T) {
 	path, src, _ := writeBatchFile(t, 300)
-	env := pageEnv(t)
+	env := pageEnv(t, filepath.Dir(path))
 	first, err := loadPage(env, activities.LoadBatchPageInput{Source: src, Limit: 50})
 	require.NoError(t, err)
 
@@ -141,4 +142,34 @@ func TestLoadBatchPageRefusesAChangedFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, raw, 0o600))
 	_, err = loadPage(env, activities.LoadBatchPageInput{Source: noSkip, Limit: 50})
 	require.ErrorContains(t, err, "invalid rows and the batch does not skip them")
+}
+
+// TestBatchFilesAreReadOnlyInsideTheMediaRoot: the workers read a batch
+// file as they read file:// media: only inside MEDIA_ROOT, through no link
+// out of it, with a refusal that says nothing of the host (before, any
+// absolute path was read, and a changed file's refusal echoed its digest).
+func TestBatchFilesAreReadOnlyInsideTheMediaRoot(t *testing.T) {
+	path, src, _ := writeBatchFile(t, 10)
+	_, err := loadPage(pageEnv(t, ""), activities.LoadBatchPageInput{Source: src, Limit: 5})
+	require.ErrorContains(t, err, "the workers read batch files only inside MEDIA_ROOT, which is not set")
+	other := t.TempDir()
+	_, err = loadPage(pageEnv(t, other), activities.LoadBatchPageInput{Source: src, Limit: 5})
+	require.ErrorContains(t, err, "is not allowed")
+	require.NoError(t, os.Symlink(path, filepath.Join(other, "link.csv")))
+	linked := src
+	linked.Path = filepath.Join(other, "link.csv")
+	_, err = loadPage(pageEnv(t, other), activities.LoadBatchPageInput{Source: linked, Limit: 5})
+	require.ErrorContains(t, err, "is not allowed", "a link out of the root")
+	for _, msg := range []string{err.Error()} {
+		require.NotContains(t, msg, filepath.Dir(path))
+		require.NotContains(t, msg, "no such file")
+	}
+	missing := src
+	missing.Path = filepath.Join(other, "missing.csv")
+	_, err2 := loadPage(pageEnv(t, other), activities.LoadBatchPageInput{Source: missing, Limit: 5})
+	require.Error(t, err2)
+	require.Equal(t, strings.SplitN(err.Error(), "is not allowed", 2)[1], strings.SplitN(err2.Error(), "is not allowed", 2)[1], "a missing file and a link out read alike")
+	res, err := loadPage(pageEnv(t, filepath.Dir(path)), activities.LoadBatchPageInput{Source: src, Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, res.Jobs, 5)
 }

@@ -64,7 +64,7 @@ func benchBatchFile(b *testing.B, rows int) (string, activities.BatchSource) {
 }
 
 func pageWithCursor(b *testing.B, src activities.BatchSource) {
-	acts := &activities.Activities{}
+	acts := &activities.Activities{Media: activities.MediaRoot{Dir: filepath.Dir(src.Path)}}
 	cursor, read := activities.SourceCursor{}, 0
 	for read < src.Jobs {
 		res, err := acts.LoadBatchPage(context.Background(), activities.LoadBatchPageInput{Source: src, Cursor: cursor, From: read, Limit: 500})
@@ -77,7 +77,7 @@ func pageWithCursor(b *testing.B, src activities.BatchSource) {
 }
 
 func pageByReparsing(b *testing.B, src activities.BatchSource) {
-	acts := &activities.Activities{}
+	acts := &activities.Activities{Media: activities.MediaRoot{Dir: filepath.Dir(src.Path)}}
 	for read := 0; read < src.Jobs; {
 		jobs, err := acts.LoadBatchJobs(context.Background(), activities.LoadBatchJobsInput{Source: src, From: read, Limit: 500})
 		if err != nil || len(jobs) == 0 {

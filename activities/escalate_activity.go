@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/store"
 )
 
@@ -128,16 +130,35 @@ type NotifyInput struct {
 // failed delivery is retried by Temporal; the durable record was written
 // before, so a webhook outage never loses an escalation. Without a webhook
 // the log line Escalate wrote is the notification.
+//
+// A message is posted once: once the webhook has accepted it, the attempt
+// records that in its heartbeat details, and a retry (after the mark
+// failed, say) finds them and only marks. A delivery whose outcome is
+// unknown (a timeout) is posted again: a repeated message is better than a
+// lost one.
 func (a *Activities) NotifyHuman(ctx context.Context, in NotifyInput) error {
-	if a.WebhookURL != "" {
+	if a.WebhookURL != "" && !notifiedBefore(ctx) {
 		if err := a.postWebhook(ctx, in); err != nil {
 			return err
 		}
+		activity.RecordHeartbeat(ctx, notifyProgress{Delivered: true})
 	}
 	if err := a.Store.MarkEscalationNotified(ctx, in.EscalationID, ""); err != nil {
 		return storeError("mark escalation notified", err)
 	}
 	return nil
+}
+
+// notifyProgress is what an attempt of NotifyHuman leaves to the next.
+type notifyProgress struct {
+	// Delivered is true once the webhook accepted the message.
+	Delivered bool
+}
+
+// notifiedBefore says whether an earlier attempt delivered the message.
+func notifiedBefore(ctx context.Context) bool {
+	var p notifyProgress
+	return activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &p) == nil && p.Delivered
 }
 
 // slackMessage is the subset of Slack's incoming-webhook payload we send;
@@ -159,18 +180,22 @@ type slackText struct {
 
 func (a *Activities) postWebhook(ctx context.Context, in NotifyInput) error {
 	e := in.Escalation
-	title := fmt.Sprintf("Lip-sync job %s needs a human: %s", e.ReferenceID, e.Reason)
+	// Every field is Slack-escaped (&, <, >), so that a reference_id or a
+	// server message cannot ping a channel (<!channel>) or forge a link.
+	ref, reason, msg := slackEscape(e.ReferenceID), slackEscape(e.Reason), slackEscape(chamelaion.Redact(e.Message))
+	title := fmt.Sprintf("Lip-sync job %s needs a human: %s", ref, reason)
 	if e.Kind == KindStuck {
-		title = fmt.Sprintf("Lip-sync job %s looks stuck", e.ReferenceID)
+		title = fmt.Sprintf("Lip-sync job %s looks stuck", ref)
 	}
 	var detail strings.Builder
-	fmt.Fprintf(&detail, "*%s*\n%s\n", title, e.Message)
+	fmt.Fprintf(&detail, "*%s*\n%s\n", title, msg)
 	if e.HTTPStatus != 0 {
 		fmt.Fprintf(&detail, "HTTP status: %d\n", e.HTTPStatus)
 	}
-	fmt.Fprintf(&detail, "Workflow: <%s|%s>  request: %s  attempt: %d", in.WebUIURL, e.WorkflowID, e.RequestID, e.Attempt)
+	fmt.Fprintf(&detail, "Workflow: <%s|%s>  request: %s  attempt: %d",
+		slackLinkURL(in.WebUIURL), slackEscape(e.WorkflowID), slackEscape(e.RequestID), e.Attempt)
 	body, err := json.Marshal(slackMessage{
-		Text:   title + ": " + e.Message,
+		Text:   title + ": " + msg,
 		Blocks: []slackBlock{{Type: "section", Text: &slackText{Type: "mrkdwn", Text: detail.String()}}},
 	})
 	if err != nil {
@@ -182,10 +207,14 @@ func (a *Activities) postWebhook(ctx context.Context, in NotifyInput) error {
 		return temporal.NewNonRetryableApplicationError("notify: NOTIFY_WEBHOOK_URL is not a valid URL", TypeInvalidInput, nil)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	client := a.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+	client := http.Client{Timeout: 10 * time.Second}
+	if a.HTTPClient != nil {
+		client = *a.HTTPClient
 	}
+	// A 301/302/303 would turn the POST into a bodiless GET whose 2xx
+	// passed for a delivery; a 307/308 would forward the message to any
+	// host. A redirect is answered as it is: a failed delivery.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {
 		// url.Error repeats the URL, which embeds the webhook's token.
@@ -197,10 +226,24 @@ func (a *Activities) postWebhook(ctx context.Context, in NotifyInput) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return temporal.NewApplicationError(fmt.Sprintf("notify: webhook answered HTTP %d, a redirect, which is never followed: set NOTIFY_WEBHOOK_URL to the final address", resp.StatusCode), "WebhookUnavailable")
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return temporal.NewApplicationError(fmt.Sprintf("notify: webhook answered HTTP %d", resp.StatusCode), "WebhookUnavailable")
 	}
 	return nil
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn gives meaning
+// to: & < >.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// slackLinkURL makes a URL safe inside <url|text>: | and > would end it.
+func slackLinkURL(u string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C", " ", "%20").Replace(u)
 }
 
 // workflowLink is the Web UI page of a workflow (its latest run).

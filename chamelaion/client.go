@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,6 +46,9 @@ func New(opts Options) (*Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, errors.New("chamelaion: BaseURL must be an absolute http(s) URL")
 	}
+	if base.Scheme == "http" && !IsLoopback(base.Hostname()) && !opts.AllowInsecureHTTP {
+		return nil, errors.New("chamelaion: BaseURL must be https (plain http only to a loopback host): the key would cross the network in the clear")
+	}
 	base.RawQuery, base.Fragment = "", ""
 	if opts.APIKey == "" {
 		return nil, errors.New("chamelaion: APIKey is required")
@@ -61,13 +65,34 @@ func New(opts Options) (*Client, error) {
 		timeout = 30 * time.Second
 	}
 	doer := opts.HTTPClient
-	if doer == nil {
-		doer = &http.Client{}
+	switch hc := doer.(type) {
+	case nil:
+		doer = &http.Client{CheckRedirect: refuseRedirect}
+	case *http.Client:
+		// A copy that never follows a redirect: Go forwards x-api-key to
+		// any host, and a bearer token across https→http on one host.
+		cp := *hc
+		cp.CheckRedirect = refuseRedirect
+		doer = &cp
 	}
 	return &Client{
 		base: base, key: opts.APIKey, scheme: scheme, timeout: timeout, http: doer,
 		agent: opts.UserAgent, redact: newRedactor(opts.APIKey), now: time.Now, observe: opts.Observe,
 	}, nil
+}
+
+// refuseRedirect makes an http.Client return a redirect as the answer
+// instead of following it.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// IsLoopback reports whether host (a name or an address, without a port)
+// is this machine: localhost or a loopback IP address.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Generate submits a job from media URLs (POST /v1/lipsync/generate).
@@ -100,8 +125,11 @@ func (c *Client) GenerateWithMedia(ctx context.Context, req GenerateWithMediaReq
 	}
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
+	written := make(chan error, 1)
 	go func() {
-		pw.CloseWithError(writeMultipart(mw, req))
+		err := writeMultipart(mw, req)
+		written <- err
+		pw.CloseWithError(err)
 	}()
 	var resp GenerateResponse
 	used := false
@@ -114,8 +142,15 @@ func (c *Client) GenerateWithMedia(ctx context.Context, req GenerateWithMediaReq
 			return pr, nil
 		}, &resp)
 	// Unblock the writer if the request ended before reading everything.
-	pr.CloseWithError(errors.New("request finished"))
+	pr.CloseWithError(errRequestFinished)
 	if err != nil {
+		// A file that could not be read is a local failure, not the
+		// network's: say so rather than let it pass for a lost answer.
+		var up *UploadError
+		if errors.As(<-written, &up) {
+			up.Endpoint = endpoint
+			return GenerateResponse{}, up
+		}
 		return GenerateResponse{}, err
 	}
 	return resp, validateGenerate(endpoint, resp)
@@ -147,17 +182,66 @@ func writeMultipart(mw *multipart.Writer, req GenerateWithMediaRequest) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(w, f.file.Content); err != nil {
-			return fmt.Errorf("read %s: %w", f.field, err)
+		content := &readTracker{r: f.file.Content}
+		if _, err := io.Copy(w, content); err != nil {
+			if content.err != nil {
+				return &UploadError{Field: f.field, Err: content.err}
+			}
+			return err // the request ended first; the file is not at fault
 		}
 	}
 	return mw.Close()
+}
+
+// errRequestFinished ends an upload whose request ended before it.
+var errRequestFinished = errors.New("request finished")
+
+// readTracker remembers its reader's error (other than io.EOF), so that a
+// file that cannot be read is told from a request that ended.
+type readTracker struct {
+	r   io.Reader
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
 }
 
 func validateGenerate(endpoint string, resp GenerateResponse) error {
 	if resp.Status != "success" || strings.TrimSpace(resp.RequestID) == "" {
 		return &ResponseError{Endpoint: endpoint, StatusCode: http.StatusOK,
 			Reason: fmt.Sprintf("want status \"success\" and a request_id, got status %q", truncate(resp.Status, 40))}
+	}
+	if err := checkRequestID(resp.RequestID); err != nil {
+		return &ResponseError{Endpoint: endpoint, StatusCode: http.StatusOK, Reason: err.Error()}
+	}
+	return nil
+}
+
+// MaxRequestIDLength bounds a vendor request id (a UUID is 36 bytes). The
+// id rides in a search attribute, whose size Temporal limits: an id past
+// the limit would fail every workflow task of its job.
+const MaxRequestIDLength = 128
+
+// checkRequestID refuses an implausible request id: empty, longer than
+// MaxRequestIDLength, or with characters other than letters, digits and
+// "-_.:". The error never repeats the id whole.
+func checkRequestID(id string) error {
+	if id == "" || len(id) > MaxRequestIDLength {
+		return fmt.Errorf("implausible request id (%d bytes; at most %d)", len(id), MaxRequestIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return fmt.Errorf("implausible request id (byte %d is %q)", i, c)
+		}
+	}
+	if strings.Contains(id, "..") {
+		return errors.New("implausible request id (holds \"..\")")
 	}
 	return nil
 }
@@ -176,6 +260,7 @@ func (c *Client) GetRequest(ctx context.Context, idOrReferenceID string) (Reques
 	if err := validateRequest(r); err != nil {
 		return Request{}, &ResponseError{Endpoint: endpoint, StatusCode: http.StatusOK, Reason: err.Error()}
 	}
+	r.ErrorMessage = sanitize(c.redact, r.ErrorMessage)
 	return r, nil
 }
 
@@ -184,6 +269,8 @@ func validateRequest(r Request) error {
 	switch {
 	case strings.TrimSpace(r.ID) == "":
 		return errors.New("request without an id")
+	case checkRequestID(r.ID) != nil:
+		return checkRequestID(r.ID)
 	case !r.Status.Known():
 		return fmt.Errorf("unknown status %q", truncate(string(r.Status), 40))
 	case r.Status == StatusCompleted && strings.TrimSpace(r.OutputURL) == "":
@@ -220,6 +307,9 @@ func (c *Client) ListRequests(ctx context.Context, opts ListOptions) (RequestPag
 		if err := validateRequest(r); err != nil {
 			return RequestPage{}, &ResponseError{Endpoint: endpoint, StatusCode: http.StatusOK, Reason: err.Error()}
 		}
+	}
+	for i := range *raw.Data {
+		(*raw.Data)[i].ErrorMessage = sanitize(c.redact, (*raw.Data)[i].ErrorMessage)
 	}
 	page := RequestPage{Data: *raw.Data}
 	if raw.Pagination != nil {
@@ -294,6 +384,13 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, query ur
 		return transportError(endpoint, err, ctx.Err())
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 || (resp.Request != nil && resp.Request.URL.String() != req.URL.String()) {
+		// Never followed (see New); a doer of the caller's that followed
+		// one anyway has its answer refused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return &APIError{Endpoint: endpoint, StatusCode: resp.StatusCode,
+			Message: "redirect refused: the API must answer at its base URL, and the key is never sent elsewhere"}
+	}
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +35,8 @@ const (
 	TypeTimeout          = "Timeout"          // no answer in time (also 408)
 	TypeConnectionFailed = "ConnectionFailed" // refused, reset, DNS, TLS, cut short
 	TypeInvalidResponse  = "InvalidResponse"  // a 2xx answer that cannot be trusted
+	TypeRedirected       = "Redirected"       // a 3xx: redirects are never followed
+	TypeUploadFailed     = "UploadFailed"     // a file being uploaded could not be read
 	TypeCanceled         = "Canceled"         // the caller's context was canceled
 	TypeUnknown          = "Unknown"          // not an error of this package
 )
@@ -109,6 +110,26 @@ func (e *ResponseError) Error() string {
 	return fmt.Sprintf("chamelaion: %s: invalid %d response: %s", e.Endpoint, e.StatusCode, e.Reason)
 }
 
+// UploadError is a file that could not be read while it was uploaded
+// (GenerateWithMedia): a local failure, not the network's, and the same
+// file fails the same way, so it is permanent. The request was cut short,
+// so the vendor created nothing.
+type UploadError struct {
+	Endpoint string
+	// Field is the form field whose content failed: video or audio.
+	Field string
+	// Err is the reader's error.
+	Err error
+}
+
+// Error implements error.
+func (e *UploadError) Error() string {
+	return fmt.Sprintf("chamelaion: %s: cannot read the %s content: %v", e.Endpoint, e.Field, e.Err)
+}
+
+// Unwrap returns the reader's error.
+func (e *UploadError) Unwrap() error { return e.Err }
+
 // Classification is what the worker needs to know about a failure.
 type Classification struct {
 	// Retryable is true when trying again later may succeed.
@@ -132,6 +153,7 @@ func Classify(err error) Classification {
 	var apiErr *APIError
 	var trErr *TransportError
 	var respErr *ResponseError
+	var upErr *UploadError
 	switch {
 	case err == nil:
 		return Classification{Type: TypeUnknown, Retryable: true, Message: "no error"}
@@ -142,6 +164,8 @@ func Classify(err error) Classification {
 			msg = http.StatusText(apiErr.StatusCode)
 		}
 		return Classification{Retryable: retryable, Type: typ, StatusCode: apiErr.StatusCode, RetryAfter: apiErr.RetryAfter, Message: msg}
+	case errors.As(err, &upErr):
+		return Classification{Retryable: false, Type: TypeUploadFailed, Message: "cannot read the " + upErr.Field + " content"}
 	case errors.As(err, &trErr):
 		typ := TypeConnectionFailed
 		if trErr.Timeout {
@@ -198,8 +222,12 @@ func classifyStatus(code int) (string, bool) {
 		return TypeServerError, true
 	case code >= 400:
 		return TypeClientError, false
+	case code >= 300 && code < 400:
+		// The key is never sent after a redirect, and the same request
+		// is redirected the same way: the base URL needs a human.
+		return TypeRedirected, false
 	}
-	// A 1xx/3xx reaching here is an answer we cannot use; try again.
+	// A 1xx reaching here is an answer we cannot use; try again.
 	return TypeInvalidResponse, true
 }
 
@@ -241,7 +269,7 @@ func parseAPIError(endpoint string, status int, header http.Header, body []byte,
 	} else {
 		e.Message = trimmed
 	}
-	e.Message = truncate(collapseSpace(redact(e.Message)), maxMessage)
+	e.Message = sanitize(redact, e.Message)
 	e.RetryAfter = max(wait, adviseWait(header, now))
 	return e
 }
@@ -327,19 +355,6 @@ func innermost(err error) string {
 			return truncate(err.Error(), maxMessage)
 		}
 		err = next
-	}
-}
-
-var querySecret = regexp.MustCompile(`(?i)(https?://[^\s"'?#]+)\?[^\s"'<>]*`)
-
-// newRedactor returns a function that removes the API key and the query
-// strings of URLs from a server's message.
-func newRedactor(apiKey string) func(string) string {
-	return func(s string) string {
-		if apiKey != "" {
-			s = strings.ReplaceAll(s, apiKey, "[REDACTED]")
-		}
-		return querySecret.ReplaceAllString(s, "$1?[REDACTED]")
 	}
 }
 

@@ -3,6 +3,7 @@ package chamelaion
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,63 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		if r.ID == "" || !r.Status.Known() || (r.Status == StatusCompleted && r.OutputURL == "") {
 			t.Fatalf("accepted an invalid job: %+v", r)
+		}
+	})
+}
+
+// FuzzRedact embeds a secret in every form a vendor may echo it (a signed
+// URL plain, JSON-escaped or percent-encoded, a bare signature or token
+// parameter, a bearer header, a URL's password, the API key) between
+// arbitrary text: the redacted text never holds the secret or the key
+// more often than the surrounding text did, Redact is idempotent, and a
+// sanitized message is one bounded line.
+func FuzzRedact(f *testing.F) {
+	f.Add("cannot fetch ", "SIGSECRET0", " (403)", 0)
+	f.Add(`{"error":"`, "abcDEF123", `"}`, 1)
+	f.Add("x", "Zz9Zz9Zz9", "%26X-Amz-Date%3D2026", 2)
+	f.Add("", "tok123456", "&next=1", 6)
+	f.Add("https://", "s3cr3t999", "", 8)
+	f.Add("prefix\n\t", "QWERTY123", strings.Repeat("y", 300), 9)
+	const key = "sk-KEY-0123456789"
+	redact := newRedactor(key)
+	forms := []func(s string) string{
+		func(s string) string {
+			return "https://cdn.example.com/v.mp4?X-Amz-Signature=" + s + "&X-Amz-Credential=c"
+		},
+		func(s string) string { return `https:\/\/cdn.example.com\/v.mp4?X-Amz-Signature=` + s },
+		func(s string) string { return url.QueryEscape("https://cdn.example.com/v.mp4?sig=" + s) },
+		func(s string) string {
+			return url.QueryEscape(url.QueryEscape("https://cdn.example.com/v.mp4?sig=" + s))
+		},
+		func(s string) string { return "X-Amz-Signature=" + s },
+		func(s string) string { return "Signature=" + s },
+		func(s string) string { return "token=" + s },
+		func(s string) string { return "Authorization: Bearer " + s },
+		func(s string) string { return "http://user:" + s + "@cdn.example.com/x" },
+		func(s string) string { return "key " + key + " and " + "sig=" + s },
+	}
+	f.Fuzz(func(t *testing.T, prefix, secret, suffix string, form int) {
+		if len(secret) < 6 || strings.Trim(secret, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
+			return
+		}
+		if form < 0 {
+			form = -form
+		}
+		in := prefix + forms[form%len(forms)](secret) + suffix
+		out := redact(in)
+		around := prefix + "\x00" + suffix
+		if strings.Count(out, secret) > strings.Count(around, secret) {
+			t.Fatalf("secret leaked:\nin  %q\nout %q", in, out)
+		}
+		if strings.Count(out, key) > strings.Count(around, key) {
+			t.Fatalf("key leaked:\nin  %q\nout %q", in, out)
+		}
+		if again := Redact(out); again != Redact(again) {
+			t.Fatalf("not idempotent: %q", out)
+		}
+		msg := sanitize(redact, in)
+		if len(msg) > maxMessage+len("…") || strings.ContainsAny(msg, "\n\r\t") {
+			t.Fatalf("not one bounded line: %q", msg)
 		}
 	})
 }

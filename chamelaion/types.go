@@ -44,6 +44,11 @@ type Options struct {
 	// (method and path template), the HTTP status (0 when no answer
 	// arrived) and the duration: a hook for metrics.
 	Observe func(endpoint string, statusCode int, d time.Duration)
+	// AllowInsecureHTTP permits a plain http:// BaseURL on a host that is
+	// not loopback (an emulator in a container network): the key then
+	// crosses the network in the clear. Defaults to false: http only to
+	// localhost, 127.0.0.0/8 and ::1.
+	AllowInsecureHTTP bool
 }
 
 // String renders the options with the key masked.

@@ -13,6 +13,7 @@
 package codec
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -41,39 +42,51 @@ const (
 type Codec struct {
 	active string
 	aeads  map[string]cipher.AEAD
+	// refuseClear makes Decode refuse a payload in the clear that
+	// carries a URL (see RefusingClear).
+	refuseClear bool
 }
 
 // ParseKeys reads "id:base64key,id2:base64key2" (each key 32 bytes) and the
-// active key id ("" = the first listed). Errors never repeat a key.
+// active key id ("" = the first listed). Errors name a key by its position
+// and never repeat a value that could be a key: an id is shown only once it
+// is known to be an id (a swapped "base64key:id" would otherwise print the
+// key as the id).
 func ParseKeys(spec, active string) (*Codec, error) {
 	c := &Codec{aeads: map[string]cipher.AEAD{}}
 	var first string
-	for i, item := range strings.Split(spec, ",") {
+	n := 0
+	for _, item := range strings.Split(spec, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
+		n++
 		id, b64, ok := strings.Cut(item, ":")
-		if !ok || strings.TrimSpace(id) == "" {
-			return nil, fmt.Errorf("key %d: want id:base64key", i+1)
+		id = strings.TrimSpace(id)
+		if !ok || id == "" {
+			return nil, fmt.Errorf("key %d: want id:base64key", n)
+		}
+		if looksLikeKey(id) {
+			return nil, fmt.Errorf("key %d: its id looks like a key: want id:base64key, id first (are the two swapped?)", n)
 		}
 		key, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil {
-			return nil, fmt.Errorf("key %q: not valid base64", id)
+			return nil, fmt.Errorf("key %d: the part after the colon is not valid base64 (want id:base64key, id first)", n)
 		}
 		if len(key) != 32 {
-			return nil, fmt.Errorf("key %q: must be 32 bytes (AES-256), got %d", id, len(key))
+			return nil, fmt.Errorf("key %d: must be 32 bytes (AES-256), got %d", n, len(key))
 		}
 		if _, dup := c.aeads[id]; dup {
-			return nil, fmt.Errorf("key %q: listed twice", id)
+			return nil, fmt.Errorf("key %d: id %q listed twice", n, id)
 		}
 		block, err := aes.NewCipher(key)
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", id, err)
+			return nil, fmt.Errorf("key %d: %w", n, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", id, err)
+			return nil, fmt.Errorf("key %d: %w", n, err)
 		}
 		c.aeads[id] = aead
 		if first == "" {
@@ -87,11 +100,37 @@ func ParseKeys(spec, active string) (*Codec, error) {
 		active = first
 	}
 	if _, ok := c.aeads[active]; !ok {
-		return nil, fmt.Errorf("active key id %q is not among the keys (%s)", active, strings.Join(c.KeyIDs(), ", "))
+		return nil, fmt.Errorf("the active key id is not among the keys' ids (%s)", strings.Join(c.KeyIDs(), ", "))
 	}
 	c.active = active
 	return c, nil
 }
+
+// looksLikeKey says whether s decodes as a 32-byte base64 key.
+func looksLikeKey(s string) bool {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return true
+		}
+	}
+	return false
+}
+
+// RefusingClear returns a codec with the same keys whose Decode refuses a
+// payload that arrived in the clear and carries a URL: with keys
+// configured, such a payload was written by a starter or service without
+// them, and its media URLs are in the history in the clear. Clear payloads
+// without a URL (a decision, an empty query input) still pass.
+func (c *Codec) RefusingClear() *Codec {
+	cp := *c
+	cp.refuseClear = true
+	return &cp
+}
+
+// ErrClearPayload is the refusal of a clear payload by a strict codec.
+var ErrClearPayload = errors.New("codec: refused a payload that arrived unencrypted with a URL in it: " +
+	"this process has PAYLOAD_ENCRYPTION_KEYS and the starter or service that wrote the payload has not; " +
+	"give it the same PAYLOAD_ENCRYPTION_KEYS (or set PAYLOAD_ENCRYPTION=migrate here while jobs started in the clear finish)")
 
 // KeyIDs lists the configured key ids, sorted.
 func (c *Codec) KeyIDs() []string {
@@ -136,13 +175,16 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		if string(p.GetMetadata()[converter.MetadataEncoding]) != EncodingEncrypted {
+			if c.refuseClear && bytes.Contains(p.GetData(), []byte("://")) {
+				return nil, ErrClearPayload
+			}
 			out[i] = p
 			continue
 		}
 		id := string(p.GetMetadata()[MetadataKeyID])
 		aead, ok := c.aeads[id]
 		if !ok {
-			return nil, fmt.Errorf("codec: payload encrypted with key %q, which is not configured", id)
+			return nil, fmt.Errorf("codec: payload encrypted with key %q, which is not configured", truncateID(id))
 		}
 		data := p.GetData()
 		if len(data) < aead.NonceSize() {
@@ -150,7 +192,7 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		}
 		plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
 		if err != nil {
-			return nil, fmt.Errorf("codec: decrypt with key %q: authentication failed", id)
+			return nil, fmt.Errorf("codec: decrypt with key %q: authentication failed", truncateID(id))
 		}
 		var dec commonpb.Payload
 		if err := proto.Unmarshal(plain, &dec); err != nil {
@@ -159,6 +201,15 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		out[i] = &dec
 	}
 	return out, nil
+}
+
+// truncateID bounds a key id read from a payload, which anyone who can
+// write to a history chooses.
+func truncateID(id string) string {
+	if len(id) > 40 {
+		return id[:40] + "…"
+	}
+	return id
 }
 
 // DataConverter wraps the default data converter with the codec.

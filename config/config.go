@@ -42,6 +42,13 @@ type Codec struct {
 	// ActiveKeyID is the id of the key that encrypts new payloads; the
 	// others only decrypt. Defaults to the first key listed.
 	ActiveKeyID string `envconfig:"PAYLOAD_ENCRYPTION_KEY_ID"`
+	// Mode states the intent: "" (keys set: payloads encrypted, and a
+	// payload that arrives in the clear with a URL in it is refused; no
+	// keys: a warning at start-up that histories hold URLs in the clear),
+	// "off" (no keys, on purpose: no warning), or "migrate" (keys set,
+	// clear payloads still accepted while jobs started before encryption
+	// finish). Defaults to "".
+	Mode string `envconfig:"PAYLOAD_ENCRYPTION"`
 }
 
 // Worker configures the worker process itself.
@@ -53,6 +60,20 @@ type Worker struct {
 	// long to finish before they are left to Temporal's retries.
 	// Defaults to 30s.
 	ShutdownTimeout time.Duration `envconfig:"WORKER_SHUTDOWN_TIMEOUT" default:"30s"`
+	// MediaRoot is the only folder file:// media (and batch files) are
+	// read from; "" turns file:// media off. Paths are resolved inside
+	// it without following links out of it, and only regular files are
+	// read. Defaults to "" (off).
+	MediaRoot string `envconfig:"MEDIA_ROOT"`
+	// MediaMaxBytes is the largest file:// media file uploaded.
+	// Defaults to 1073741824 (1 GiB).
+	MediaMaxBytes int64 `envconfig:"MEDIA_MAX_BYTES" default:"1073741824"`
+	// WorkflowCacheSize is how many workflows the worker keeps in memory
+	// (Temporal's sticky cache); a workflow evicted from it is replayed
+	// from its history when it next runs. About 53 KB each with a job
+	// waiting on a timer (docs/benchmarks-memory.md). Defaults to 10000,
+	// Temporal's own default.
+	WorkflowCacheSize int `envconfig:"WORKFLOW_CACHE_SIZE" default:"10000"`
 }
 
 // API configures the Chamelaion API client.
@@ -61,8 +82,13 @@ type API struct {
 	// is never logged, never put into a workflow input or result, and String
 	// masks it.
 	Key string `envconfig:"CHAMELAION_API_KEY"`
-	// BaseURL is the API's base URL. Defaults to https://api.chamelaion.com/api.
+	// BaseURL is the API's base URL: https, or http to a loopback host.
+	// Defaults to https://api.chamelaion.com/api.
 	BaseURL string `envconfig:"CHAMELAION_BASE_URL" default:"https://api.chamelaion.com/api"`
+	// AllowHTTP permits a plain http:// BaseURL on a host that is not
+	// loopback (an emulator in a container network); the key then crosses
+	// the network in the clear. Defaults to false.
+	AllowHTTP bool `envconfig:"CHAMELAION_ALLOW_HTTP" default:"false"`
 	// AuthScheme is how the key is sent: "bearer" (Authorization: Bearer) or
 	// "x-api-key". Defaults to bearer.
 	AuthScheme string `envconfig:"CHAMELAION_AUTH_SCHEME" default:"bearer"`
@@ -316,19 +342,12 @@ func (c Config) validateCommon() error {
 			}
 		}
 	}
-	if c.Codec.Keys != "" {
-		if _, err := codec.ParseKeys(c.Codec.Keys, c.Codec.ActiveKeyID); err != nil {
-			return &Error{"PAYLOAD_ENCRYPTION_KEYS", err.Error()}
-		}
-	} else if c.Codec.ActiveKeyID != "" {
-		return &Error{"PAYLOAD_ENCRYPTION_KEY_ID", "is set but PAYLOAD_ENCRYPTION_KEYS is empty"}
-	}
 	if c.Notify.WebhookURL != "" {
 		if err := checkHTTPURL("NOTIFY_WEBHOOK_URL", c.Notify.WebhookURL, true); err != nil {
 			return err
 		}
 	}
-	return nil
+	return c.validateSecurity()
 }
 
 // ValidateWorker checks what the worker needs beyond the common values: the
@@ -347,7 +366,7 @@ func (c Config) ValidateWorker() error {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return &Error{"DATABASE_URL", "must be a postgres:// or postgresql:// URL"}
 	}
-	return nil
+	return c.validateWorkerSecurity()
 }
 
 // ValidateStarter checks what the starter needs: only the common values,
@@ -357,11 +376,11 @@ func (c Config) ValidateStarter() error { return nil }
 // String renders the configuration for a start-up log line, with every
 // secret masked.
 func (c Config) String() string {
-	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min headroom=%g status_rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s} codec{%s}",
+	return fmt.Sprintf("api{base_url=%s auth=%s key=%s timeout=%s rate=%d/min headroom=%g status_rate=%d/min} database{url=%s} temporal{address=%s namespace=%s task_queue=%s} jobs{poll=%s..%s x%g stuck_after=%s deadline=%s retry_max_elapsed=%s} notify{webhook=%s} codec{%s} %s",
 		c.API.BaseURL, c.API.AuthScheme, mask(c.API.Key), c.API.RequestTimeout, c.API.RateLimitPerMinute, c.API.RateHeadroom, c.API.StatusRateLimitPerMinute,
 		RedactURL(c.Database.URL), c.Temporal.Address, c.Temporal.Namespace, c.Temporal.TaskQueue,
 		c.Jobs.PollInitialInterval, c.Jobs.PollMaxInterval, c.Jobs.PollBackoffCoefficient, c.Jobs.StuckAfter, c.Jobs.Deadline, c.Jobs.RetryMaxElapsed,
-		mask(c.Notify.WebhookURL), c.codecSummary())
+		mask(c.Notify.WebhookURL), c.codecSummary(), c.securitySummary())
 }
 
 func (c Config) codecSummary() string {
@@ -376,6 +395,9 @@ func (c Config) codecSummary() string {
 }
 
 // PayloadCodec returns the payload codec, or nil when encryption is off.
+// It refuses payloads that arrive in the clear with a URL in them (a
+// starter or service without the keys wrote them), unless
+// PAYLOAD_ENCRYPTION=migrate.
 func (c Config) PayloadCodec() (*codec.Codec, error) {
 	if c.Codec.Keys == "" {
 		return nil, nil
@@ -384,7 +406,10 @@ func (c Config) PayloadCodec() (*codec.Codec, error) {
 	if err != nil {
 		return nil, &Error{"PAYLOAD_ENCRYPTION_KEYS", err.Error()}
 	}
-	return k, nil
+	if c.Codec.Mode == PayloadEncryptionMigrate {
+		return k, nil
+	}
+	return k.RefusingClear(), nil
 }
 
 func validHostPort(s string) bool {

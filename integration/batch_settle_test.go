@@ -204,8 +204,7 @@ func TestBatchCancelAndTerminateLeaveNothingBehind(t *testing.T) {
 	// hold of the batch that is gone.
 	s.setQuota(0)
 	later := refsOf("later", 4)
-	out, errOut, code := s.starter(ctx, "batch", "--file", s.batchFile("later.csv", later), "--batch-id", "later", "--wait",
-		"--results", filepath.Join(s.dir, "later.results.csv"))
+	out, errOut, code := s.starter(ctx, "batch", "--file", s.batchFile("later.csv", later), "--batch-id", "later", "--wait", "--results", filepath.Join(s.dir, "later.results.csv"))
 	require.Equal(t, 0, code, "%s\n%s", out, errOut)
 	require.Contains(t, out, "batch later: 4 jobs: 4 completed")
 	s.starterEnv = append(s.starterEnv, "DATABASE_URL="+s.databaseURL)

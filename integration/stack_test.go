@@ -193,6 +193,8 @@ func startStackWith(t testing.TB, opts stackOptions, workerEnv ...string) *stack
 		"RETRY_MAX_INTERVAL=2s",
 		"RETRY_MAX_ELAPSED=2m",
 		"LOG_LEVEL=debug",
+		// Batch files the tests write (--worker-file) are read here.
+		"MEDIA_ROOT=" + s.dir,
 	}, workerEnv...)
 	s.workerLog = filepath.Join(s.dir, "worker.log")
 	s.start(ctx, "worker", s.workerEnv, `"msg":"worker started"`)

@@ -45,6 +45,8 @@ func main() {
 const usage = `usage:
   starter submit --video-url URL --audio-url URL [--reference-id ID]
                  [--disable-active-speaker-detection] [--wait]
+  starter submit --media-from FILE|- ...   (the URLs from a file or standard
+                 input, out of sight of ps: lines video_url=URL, audio_url=URL)
   starter status --reference-id ID
   starter resolve <reference-id> retry|abandon [--note TEXT] [--by NAME]
   starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N]
@@ -57,6 +59,53 @@ Environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default),
 TEMPORAL_TASK_QUEUE (lipsync); DATABASE_URL for holds, and for batch-status
 of a batch that has ended (how its jobs stand since).
 `
+
+// stdin is where --media-from - reads (a variable for the tests).
+var stdin io.Reader = os.Stdin
+
+// readMediaURLs reads "video_url=URL" and "audio_url=URL" lines from a
+// file, or from standard input for "-". Its errors never repeat a value.
+func readMediaURLs(from string) (video, audio string, err error) {
+	var r io.Reader = stdin
+	if from != "-" {
+		f, err := os.Open(from)
+		if err != nil {
+			return "", "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10+1))
+	if err != nil {
+		return "", "", err
+	}
+	if len(b) > 64<<10 {
+		return "", "", errors.New("more than 64 KiB")
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		switch name = strings.TrimSpace(name); {
+		case !ok:
+			return "", "", fmt.Errorf("line %d: want video_url=URL or audio_url=URL", i+1)
+		case name == "video_url" && video == "":
+			video = strings.TrimSpace(value)
+		case name == "audio_url" && audio == "":
+			audio = strings.TrimSpace(value)
+		case name == "video_url" || name == "audio_url":
+			return "", "", fmt.Errorf("line %d: %s given twice", i+1, name)
+		default:
+			return "", "", fmt.Errorf("line %d: unknown name (want video_url or audio_url)", i+1)
+		}
+	}
+	if video == "" || audio == "" {
+		return "", "", errors.New("want both video_url and audio_url")
+	}
+	return video, audio, nil
+}
 
 // errUsage marks errors of the command line (exit status 2).
 var errUsage = errors.New("usage")
@@ -97,6 +146,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "starter: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
+	if args[0] == "submit" || args[0] == "batch" {
+		warnClearHistories(cfg, stderr)
+	}
 	err = cmd(ctx, cfg, args[1:], stdout, stderr)
 	switch {
 	case err == nil:
@@ -109,6 +161,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "starter: %v\n", err)
 		return 1
+	}
+}
+
+// warnClearHistories says, before jobs with media URLs are started, that
+// their histories will hold the URLs in the clear (unless
+// PAYLOAD_ENCRYPTION=off says that is intended).
+func warnClearHistories(cfg config.Config, stderr io.Writer) {
+	if w := cfg.ClearHistoriesWarning(); w != "" {
+		fmt.Fprintf(stderr, "starter: warning: %s\n", w)
 	}
 }
 
@@ -129,6 +190,9 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	fs.StringVar(&job.BatchID, "batch-id", "", "group this job with others (optional)")
 	fs.DurationVar(&job.Deadline, "deadline", 0, "override JOB_DEADLINE for this job (e.g. 2h)")
 	fs.BoolVar(&wait, "wait", false, "wait for the job to end and print its result as JSON")
+	mediaFrom := fs.String("media-from", "", "read the media URLs from this file, or from standard input with -, instead of the command line,\n"+
+		"where ps shows pre-signed URLs (and their credentials) to every user for as long as the starter runs:\n"+
+		"one line video_url=URL and one line audio_url=URL (# comments allowed); keep the file mode 0600")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -138,8 +202,17 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: submit: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	if *mediaFrom != "" {
+		if job.Video != "" || job.Audio != "" {
+			return fmt.Errorf("%w: submit: give the media URLs either with --media-from or as flags, not both", errUsage)
+		}
+		var err error
+		if job.Video, job.Audio, err = readMediaURLs(*mediaFrom); err != nil {
+			return fmt.Errorf("%w: submit: --media-from: %v", errUsage, err)
+		}
+	}
 	if job.Video == "" || job.Audio == "" {
-		return fmt.Errorf("%w: submit: --video-url and --audio-url are required", errUsage)
+		return fmt.Errorf("%w: submit: --video-url and --audio-url are required (or --media-from FILE|-)", errUsage)
 	}
 	if err := workflows.ValidateInput(job); err != nil {
 		return fmt.Errorf("%w: submit: %v", errUsage, err)

@@ -120,6 +120,8 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		AuthScheme: chamelaion.AuthScheme(cfg.API.AuthScheme),
 		Timeout:    cfg.API.RequestTimeout,
 		Observe:    m.ObserveAPIRequest,
+		// Checked by config too; the client refuses on its own as well.
+		AllowInsecureHTTP: cfg.API.AllowHTTP,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: API client: %v", errConfig, err)
@@ -140,8 +142,14 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		return err
 	}
 
+	warnAtStartUp(cfg, logger)
+	// Memory grows with the workflows cached (about 53 KB each with a
+	// job on a timer); one evicted is replayed from history when it runs.
+	worker.SetStickyWorkflowCacheSize(cfg.Worker.WorkflowCacheSize)
+
 	acts := &activities.Activities{
 		API:        api,
+		Media:      activities.MediaRoot{Dir: cfg.Worker.MediaRoot, MaxBytes: cfg.Worker.MediaMaxBytes},
 		Store:      st,
 		Logger:     logger,
 		WebhookURL: cfg.Notify.WebhookURL,

@@ -44,6 +44,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/codec"
 	"github.com/chamelaion-lipsync/worker/internal/localcluster"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
@@ -95,7 +96,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+	// The stack's folder stays traversable (the postgres user reaches its
+	// data under it when the stack runs as root); the logs hold job ids,
+	// request ids and server messages: the stack's user's only.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Join(dir, "logs"), 0o700); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -124,13 +134,26 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	codecURL := "http://" + o.codecAddr
+	if host, _, err := net.SplitHostPort(o.codecAddr); err != nil || !chamelaion.IsLoopback(host) {
+		return fmt.Errorf("--codec-addr must be a loopback address such as 127.0.0.1:8081: the stack's codec server decodes without a token")
+	}
 	step(out, "starting the codec server on %s (histories are encrypted; the Web UI decrypts through it)", codecURL)
 	codecLn, err := net.Listen("tcp", o.codecAddr)
 	if err != nil {
 		return fmt.Errorf("codec server: %w", err)
 	}
 	uiOrigins := []string{fmt.Sprintf("http://127.0.0.1:%d", o.uiPort), fmt.Sprintf("http://localhost:%d", o.uiPort)}
-	codecSrv := &http.Server{Handler: codec.HTTPHandler(payloadCodec, uiOrigins), ReadHeaderTimeout: 10 * time.Second}
+	// On the operator's machine only: decode without a token for the
+	// local Web UI (which has no token to pass), never encode; the Host
+	// and Origin checks keep other web pages out.
+	codecHandler, err := codec.HTTPHandler(payloadCodec, codec.HTTPOptions{
+		InsecureNoAuth: true, Origins: uiOrigins, Hosts: codec.DefaultHosts(codecLn.Addr().String()),
+	})
+	if err != nil {
+		codecLn.Close()
+		return fmt.Errorf("codec server: %w", err)
+	}
+	codecSrv := &http.Server{Handler: codecHandler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() { _ = codecSrv.Serve(codecLn) }()
 	defer codecSrv.Close()
 
@@ -180,14 +203,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 The stack is running. Ctrl-C stops everything.
   Temporal Web UI   %s/namespaces/default/workflows
   Temporal address  %s   (%s)
-  PostgreSQL        %s   (psql "%s")
+  PostgreSQL        %s   (PGPASSWORD=$(cat %s) psql "%s")
   Chamelaion API    %s
   Codec server      %s   (payloads are encrypted; keys in %s)
-  Worker metrics    http://%s/metrics   (health: /healthz)
+  Worker metrics    http://%s/metrics   (alive: /livez, ready: /readyz)
   Logs              %s
   Submit a job      PAYLOAD_ENCRYPTION_KEYS=$(cat %s) TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
 
-`, tsrv.UIURL, tsrv.Address, tsrv.about, dbURL, dbURL, baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
+`, tsrv.UIURL, tsrv.Address, tsrv.about, pg.RedactedURL("lipsync"), pg.PasswordFile(), pg.RedactedURL("lipsync"), baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
 		filepath.Join(dir, "codec.keys"), tsrv.Address, filepath.Join(bin, "starter"))
 
 	if o.demo && !realAPI {
@@ -234,6 +257,9 @@ func startTemporal(ctx context.Context, out io.Writer, o options, dir string, pg
 		return &temporalServer{Address: c.Address, UIURL: c.UIURL, about: about, stop: func() { _ = c.Stop() }}, nil
 	}
 	step(out, "starting the Temporal dev server with its Web UI (first run builds the pinned CLI: about 3 minutes)")
+	if err := privateLog(filepath.Join(dir, "logs", "temporal.log")); err != nil {
+		return nil, err
+	}
 	tsrv, err := localtemporal.Start(ctx, localtemporal.Options{
 		DBFile:          filepath.Join(dir, "temporal.db"),
 		Port:            o.temporalPort,

@@ -22,7 +22,10 @@ type processes struct {
 // start runs a binary with its output appended to logPath and waits until
 // a line of that output contains ready.
 func (p *processes) start(ctx context.Context, path string, env []string, logPath, ready string, args ...string) error {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := privateLog(logPath); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -56,6 +59,20 @@ func (p *processes) start(ctx context.Context, path string, env []string, logPat
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// privateLog creates a log file readable by its owner only, or narrows
+// the mode of one that exists (O_CREATE keeps an existing file's mode).
+func privateLog(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(0o600)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // stopAll sends SIGTERM to every child, newest first, and waits up to 30s

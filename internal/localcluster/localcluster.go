@@ -352,7 +352,13 @@ func envList(m map[string]string) []string {
 
 // writeFiles puts deploy/'s files in the cluster's folder.
 func (c *Cluster) writeFiles() error {
-	if err := os.MkdirAll(filepath.Join(c.opts.Dir, "logs"), 0o755); err != nil {
+	// The logs are the cluster's alone (a server log may quote what its
+	// clients sent).
+	logs := filepath.Join(c.opts.Dir, "logs")
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		return fmt.Errorf("localcluster: %w", err)
+	}
+	if err := os.Chmod(logs, 0o700); err != nil {
 		return fmt.Errorf("localcluster: %w", err)
 	}
 	for name, content := range map[string][]byte{
@@ -547,7 +553,7 @@ func (c *Cluster) waitNamespace(ctx context.Context) error {
 
 func (c *Cluster) runScript(ctx context.Context, name string, env []string) error {
 	logPath := filepath.Join(c.opts.Dir, "logs", strings.TrimSuffix(name, ".sh")+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("localcluster: %w", err)
 	}

@@ -27,7 +27,7 @@ type process struct {
 
 // spawn starts a binary with its output appended to logPath.
 func spawn(name, path string, args, env []string, logPath string) (*process, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
 	}

@@ -1,14 +1,23 @@
 // Package localpg runs a throwaway PostgreSQL cluster from the machine's
 // server binaries, for the tests and the local stack. Running as root, it
 // runs initdb and pg_ctl as the postgres user (initdb refuses root).
+//
+// The cluster authenticates every connection with a password
+// (scram-sha-256): a random one, generated when the cluster is created and
+// kept beside its data directory in a file of mode 0600, so that other
+// users of the machine cannot connect as its superuser (who could run
+// commands as the cluster's owner with COPY ... TO PROGRAM).
 package localpg
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -46,6 +55,8 @@ type Cluster struct {
 	dataDir string
 	port    int
 	tempDir string // removed by Close when set
+	pwFile  string // the superuser's password, mode 0600
+	pw      string
 	fast    bool
 	log     *slog.Logger
 	mu      sync.Mutex
@@ -112,11 +123,19 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	}
 	c.dataDir = filepath.Join(parent, "data")
+	c.pwFile = filepath.Join(parent, "password")
 	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if err := c.newPassword(); err != nil {
+			c.cleanup()
+			return nil, err
+		}
 		if err := c.initdb(ctx); err != nil {
 			c.cleanup()
 			return nil, err
 		}
+	} else if err := c.readPassword(); err != nil {
+		c.cleanup()
+		return nil, err
 	}
 	c.port = opts.Port
 	if c.port == 0 {
@@ -138,6 +157,35 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// newPassword generates the superuser's password and keeps it in pwFile
+// (0600).
+func (c *Cluster) newPassword() error {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	c.pw = hex.EncodeToString(b)
+	if err := os.WriteFile(c.pwFile, []byte(c.pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	return os.Chmod(c.pwFile, 0o600)
+}
+
+// readPassword reads the password of an existing cluster. A cluster made
+// before passwords (it trusted every local user) gets one: see
+// requirePassword.
+func (c *Cluster) readPassword() error {
+	b, err := os.ReadFile(c.pwFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return c.newPassword() // set on the server by requirePassword
+	}
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	c.pw = strings.TrimSpace(string(b))
+	return nil
 }
 
 // asPostgres builds a command that runs as the postgres user when this
@@ -166,12 +214,81 @@ func (c *Cluster) initdb(ctx context.Context) error {
 		}
 	}
 	c.log.Info("initialising PostgreSQL cluster", "dir", c.dataDir)
-	cmd := c.asPostgres(ctx, "initdb", "-D", c.dataDir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions")
+	// initdb reads the password from a file the postgres user can read,
+	// removed at once.
+	pw, err := os.CreateTemp("", "localpg-pw-")
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	defer os.Remove(pw.Name())
+	_, err = pw.WriteString(c.pw + "\n")
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && os.Geteuid() == 0 {
+		err = chownToPostgres(pw.Name())
+	}
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	cmd := c.asPostgres(ctx, "initdb", "-D", c.dataDir, "-U", "postgres", "--auth=scram-sha-256", "--pwfile="+pw.Name(),
+		"--encoding=UTF8", "--locale=C", "--no-instructions")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("localpg: initdb: %w: %s", err, tail(out))
 	}
 	return nil
 }
+
+func chownToPostgres(path string) error {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(path, uid, gid)
+}
+
+// hbaConf authenticates every connection with a password.
+const hbaConf = `# Written by localpg: every connection needs the password (scram-sha-256).
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+`
+
+// requirePassword turns a cluster made before passwords (trust for every
+// local user) into one that requires the password: it sets the password
+// while the server still trusts, then rewrites pg_hba.conf and reloads.
+func (c *Cluster) requirePassword(ctx context.Context) error {
+	hba := filepath.Join(c.dataDir, "pg_hba.conf")
+	b, err := os.ReadFile(hba)
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	if string(b) == hbaConf {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("localpg: connect to set the password: %w", err)
+	}
+	_, err = conn.Exec(ctx, "ALTER ROLE postgres PASSWORD "+quoteLiteral(c.pw))
+	if err == nil {
+		err = os.WriteFile(hba, []byte(hbaConf), 0o600)
+	}
+	if err == nil {
+		_, err = conn.Exec(ctx, "SELECT pg_reload_conf()")
+	}
+	_ = conn.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("localpg: require a password: %w", err)
+	}
+	c.log.Info("PostgreSQL now requires the password", "password_file", c.pwFile)
+	return nil
+}
+
+// quoteLiteral quotes s as an SQL string literal (s is hex here).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func (c *Cluster) start(ctx context.Context) error {
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c max_connections=200", c.port, c.dataDir)
@@ -193,7 +310,10 @@ func (c *Cluster) start(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
 		if err == nil {
 			_ = conn.Close(ctx)
-			c.log.Info("PostgreSQL ready", "url", c.URL("postgres"))
+			if err := c.requirePassword(ctx); err != nil {
+				return err
+			}
+			c.log.Info("PostgreSQL ready", "url", c.RedactedURL("postgres"), "password_file", c.pwFile)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -207,10 +327,19 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 }
 
-// URL is the connection URL of a database on the cluster.
+// URL is the connection URL of a database on the cluster, with the
+// superuser's password in it: a secret.
 func (c *Cluster) URL(database string) string {
+	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", url.QueryEscape(c.pw), c.port, database)
+}
+
+// RedactedURL is URL without the password, fit for a log or a terminal.
+func (c *Cluster) RedactedURL(database string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
 }
+
+// PasswordFile is the file (mode 0600) holding the superuser's password.
+func (c *Cluster) PasswordFile() string { return c.pwFile }
 
 // Port is the cluster's TCP port.
 func (c *Cluster) Port() int { return c.port }
