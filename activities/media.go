@@ -168,6 +168,12 @@ func (r MediaRoot) Open(path string) (*os.File, int64, error) {
 		f.Close()
 		return nil, 0, refuse(ErrMediaNotRegular, fmt.Errorf("mode %s", st.Mode().Type()))
 	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
+		// A hard link may name a file outside the root (os.Root cannot
+		// tell): a file with more than one name is not read.
+		f.Close()
+		return nil, 0, refuse(ErrMediaNotAllowed, fmt.Errorf("%d hard links", sys.Nlink))
+	}
 	if r.MaxBytes > 0 && st.Size() > r.MaxBytes {
 		f.Close()
 		return nil, 0, &MediaError{msg: fmt.Sprintf("is too large: %d bytes, more than MEDIA_MAX_BYTES (%d)", st.Size(), r.MaxBytes)}

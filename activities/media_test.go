@@ -40,6 +40,9 @@ func newMediaTree(t *testing.T) mediaTree {
 	require.NoError(t, os.Symlink("..", filepath.Join(m.root, "up")))
 	require.NoError(t, os.Symlink("sub/a.wav", filepath.Join(m.root, "inside-link")))
 	require.NoError(t, syscall.Mkfifo(filepath.Join(m.root, "fifo"), 0o600))
+	// A hard link names the secret from inside the root (os.Root cannot
+	// tell; found by a review).
+	require.NoError(t, os.Link(m.outside, filepath.Join(m.root, "hard.mp4")))
 	return m
 }
 
@@ -68,6 +71,7 @@ func TestMediaRootConfinesWhatTheWorkerReads(t *testing.T) {
 		filepath.Join(m.root, "environ-link"),     // a link to /proc
 		filepath.Join(m.root, "up", "secret.env"), // a link to the parent
 		filepath.Join(m.root, "missing.mp4"),      // inside, missing
+		filepath.Join(m.root, "hard.mp4"),         // a hard link to the secret
 		"relative/v.mp4",
 	}
 	var messages []string

@@ -214,7 +214,7 @@ func (t *readTracker) Read(p []byte) (int, error) {
 func validateGenerate(endpoint string, resp GenerateResponse) error {
 	if resp.Status != "success" || strings.TrimSpace(resp.RequestID) == "" {
 		return &ResponseError{Endpoint: endpoint, StatusCode: http.StatusOK,
-			Reason: fmt.Sprintf("want status \"success\" and a request_id, got status %q", truncate(resp.Status, 40))}
+			Reason: fmt.Sprintf("want status \"success\" and a request_id, got status %q", truncate(SanitizeMessage(resp.Status), 40))}
 	}
 	if err := checkRequestID(resp.RequestID); err != nil {
 		return &ResponseError{Endpoint: endpoint, StatusCode: http.StatusOK, Reason: err.Error()}
@@ -272,7 +272,7 @@ func validateRequest(r Request) error {
 	case checkRequestID(r.ID) != nil:
 		return checkRequestID(r.ID)
 	case !r.Status.Known():
-		return fmt.Errorf("unknown status %q", truncate(string(r.Status), 40))
+		return fmt.Errorf("unknown status %q", truncate(SanitizeMessage(string(r.Status)), 40))
 	case r.Status == StatusCompleted && strings.TrimSpace(r.OutputURL) == "":
 		return errors.New("completed request without an output_url")
 	}

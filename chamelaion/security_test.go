@@ -32,6 +32,44 @@ var echoes = []string{
 	"cannot fetch https://user:SIGSECRET@cdn.example.com/v.mp4",
 	"the token sk-live-SECRET123 has no access to " + signedURL,
 	"the token " + url.QueryEscape(key) + " is odd",
+	// Forms a review found passing (2026-12-03): a field or header with a
+	// colon, a URL without its scheme or only partly encoded, JSON's
+	// \u003f…\u003d, another Authorization scheme, the key upper-cased.
+	`upstream said {"X-Amz-Signature":"SIGSECRET","X-Amz-Credential":"CREDSECRET"}`,
+	"request headers: X-Amz-Security-Token: SIGSECRET",
+	`params {"signature": "SIGSECRET"}`,
+	"cannot download cdn.example.com/v.mp4?auth_key=1700000000-0-0-SIGSECRET",
+	"cannot download cdn.example.com/v.mp4?hdnts=exp=1700000000~hmac=SIGSECRET",
+	"cannot download https%3A%2F%2Fcdn.example.com%2Fv.mp4?hash=SIGSECRET&expires=1",
+	"cannot download //cdn.example.com/v.mp4?hash=SIGSECRET",
+	`cannot download https:\/\/cdn.example.com\/v.mp4\u003fhash\u003dSIGSECRET`,
+	"Authorization: Token SIGSECRET",
+	"the key " + strings.ToUpper(key) + " is not valid",
+}
+
+// TestAnErrorObjectAndAStatusAreRedactedToo: an error member that is a JSON
+// object, and a status the client does not know, are server text like any
+// other (both reached the classified message whole).
+func TestAnErrorObjectAndAStatusAreRedactedToo(t *testing.T) {
+	for _, body := range []string{
+		`{"error":{"code":"fetch_failed","query":{"X-Amz-Signature":"SIGSECRET","X-Amz-Credential":"CREDSECRET"}}}`,
+		`{"id":"6f82a2d8-a6d4-4e8a-a0fa-e8b09823a2d8","status":"s3://b/v?sig=SIGSECRET1234","created_at":"2026-04-07T10:00:00Z"}`,
+		"{\"error\":\"bad \u001b]8;;https://evil.example\u001b\\\\link\"}",
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(body, `"status"`) {
+				w.WriteHeader(http.StatusUnprocessableEntity)
+			}
+			_, _ = w.Write([]byte(body))
+		}))
+		c, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL, APIKey: key})
+		require.NoError(t, err)
+		_, err = c.GetRequest(context.Background(), "6f82a2d8-a6d4-4e8a-a0fa-e8b09823a2d8")
+		srv.Close()
+		require.Error(t, err)
+		requireNoSecrets(t, err)
+		require.NotContains(t, chamelaion.Classify(err).Message, "\x1b", "no terminal escape survives")
+	}
 }
 
 // TestFailedJobErrorMessageIsRedactedAndTruncated: the vendor's

@@ -18,6 +18,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -175,7 +176,7 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		if string(p.GetMetadata()[converter.MetadataEncoding]) != EncodingEncrypted {
-			if c.refuseClear && bytes.Contains(p.GetData(), []byte("://")) {
+			if c.refuseClear && carriesURL(p) {
 				return nil, ErrClearPayload
 			}
 			out[i] = p
@@ -224,4 +225,43 @@ func (c *Codec) FailureConverter() converter.FailureConverter {
 		DataConverter:          c.DataConverter(),
 		EncodeCommonAttributes: true,
 	})
+}
+
+// carriesURL says whether a clear payload holds a URL: "://" in its bytes,
+// or, for a JSON payload, in any of its strings once decoded (a client
+// may escape "/" as \/ or any character as \uXXXX).
+func carriesURL(p *commonpb.Payload) bool {
+	data := p.GetData()
+	if bytes.Contains(data, []byte("://")) {
+		return true
+	}
+	if !bytes.HasPrefix(p.GetMetadata()[converter.MetadataEncoding], []byte("json/")) || !bytes.ContainsRune(data, '\\') {
+		return false
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return true // not what its encoding says: refuse rather than guess
+	}
+	return anyStringContains(v, "://")
+}
+
+// anyStringContains walks a decoded JSON value for a string holding sub.
+func anyStringContains(v any, sub string) bool {
+	switch t := v.(type) {
+	case string:
+		return strings.Contains(t, sub)
+	case []any:
+		for _, e := range t {
+			if anyStringContains(e, sub) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range t {
+			if strings.Contains(k, sub) || anyStringContains(e, sub) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/chamelaion-lipsync/worker/codec"
@@ -55,6 +56,22 @@ func TestStrictCodecRefusesClearPayloadsWithURLs(t *testing.T) {
 	require.NoError(t, err)
 	_, err = strict.Decode(enc)
 	require.NoError(t, err)
+
+	// A client whose JSON encoder escapes "/" (PHP's does) or any
+	// character as \uXXXX hides "://" from a byte search (found by a
+	// review): the strings are looked at decoded.
+	for _, data := range []string{
+		`{"Video":"https:\/\/b.example\/v.mp4?X-Amz-Signature=SIGSECRET"}`,
+		`{"Video":"https\u003a//b.example/v.mp4?X-Amz-Signature=SIGSECRET"}`,
+		`["x", {"nested": "https\u003a\/\/b.example\/v.mp4"}]`,
+	} {
+		p := &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte("json/plain")}, Data: []byte(data)}
+		_, err := strict.Decode([]*commonpb.Payload{p})
+		require.ErrorIs(t, err, codec.ErrClearPayload, data)
+	}
+	escapedNoURL := &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte("json/plain")}, Data: []byte(`"line\nbreak \u00e9"`)}
+	_, err = strict.Decode([]*commonpb.Payload{escapedNoURL})
+	require.NoError(t, err, "escapes without a URL pass")
 }
 
 const token = "codec-token-0123456789abcdef"

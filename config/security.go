@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/codec"
@@ -58,6 +59,9 @@ func (c Config) validateWorkerSecurity() error {
 		if st, err := os.Stat(c.Worker.MediaRoot); err != nil || !st.IsDir() {
 			return &Error{"MEDIA_ROOT", "must be an existing folder the worker can read"}
 		}
+		if systemFolder(c.Worker.MediaRoot) {
+			return &Error{"MEDIA_ROOT", "must be a folder of media, not / or a system folder (/etc, /proc, /root, …): every file under it can be uploaded"}
+		}
 	}
 	if c.Worker.MediaMaxBytes < 1 {
 		return &Error{"MEDIA_MAX_BYTES", "must be a positive number of bytes, such as 1073741824"}
@@ -84,4 +88,22 @@ func (c Config) securitySummary() string {
 		media = fmt.Sprintf("%s (at most %d bytes)", c.Worker.MediaRoot, c.Worker.MediaMaxBytes)
 	}
 	return fmt.Sprintf("media_root{%s} workflow_cache=%d", media, c.Worker.WorkflowCacheSize)
+}
+
+// systemFolder says whether dir is /, a folder of the system's own files
+// or inside one, or a folder that holds everyone's files: as MEDIA_ROOT it
+// would let a job upload them.
+func systemFolder(dir string) bool {
+	dir = filepath.Clean(dir)
+	for _, top := range []string{"/", "/var", "/var/lib", "/usr", "/home", "/tmp", "/srv", "/opt", "/mnt", "/media"} {
+		if dir == top {
+			return true
+		}
+	}
+	for _, sys := range []string{"/etc", "/proc", "/sys", "/dev", "/root", "/boot", "/run", "/var/run", "/bin", "/sbin", "/lib", "/usr/bin", "/usr/lib"} {
+		if dir == sys || strings.HasPrefix(dir, sys+"/") {
+			return true
+		}
+	}
+	return false
 }

@@ -109,7 +109,8 @@ func TestMediaRootAndCacheSettings(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	for value, want := range map[string]string{"relative/media": "absolute", file: "folder", filepath.Join(dir, "missing"): "folder"} {
+	for value, want := range map[string]string{"relative/media": "absolute", file: "folder", filepath.Join(dir, "missing"): "folder",
+		"/": "not / or a system folder", "/etc": "system folder", "/proc/self": "system folder"} {
 		t.Setenv("MEDIA_ROOT", value)
 		c, err := Load()
 		require.NoError(t, err)

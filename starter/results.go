@@ -51,9 +51,14 @@ func writeResultsTo(w io.Writer, outcomes []lipsync.JobOutcome) error {
 // resultRow is one job's line of the results file.
 func resultRow(o lipsync.JobOutcome) []string {
 	output, errText := o.OutputURL, chamelaion.Redact(o.Error)
-	if output != "" && !isHTTPSURL(output) {
+	switch {
+	case output != "" && !isHTTPSURL(output):
 		output = ""
 		errText = strings.TrimPrefix(errText+"; output_url refused: the vendor's value is not an https URL", "; ")
+	case neutralise(output) != output:
+		// A URL is never altered: one a spreadsheet could run is dropped.
+		output = ""
+		errText = strings.TrimPrefix(errText+"; output_url refused: the vendor's value holds text a spreadsheet would run as a formula", "; ")
 	}
 	return []string{neutralise(o.ReferenceID), neutralise(o.Status), output, neutralise(errText)}
 }
@@ -70,13 +75,32 @@ func isHTTPSURL(s string) bool {
 
 // neutralise keeps a spreadsheet from running a cell as a formula: a cell
 // that begins with =, +, -, @, a tab or a carriage return (after any
-// spaces) gets a leading quote (OWASP's advice for CSV injection). The
-// cost: such a reference_id reads with a leading ' in the file.
+// spaces) gets a leading quote (OWASP's advice for CSV injection), and so
+// does every part of it after a ";" or a "," that would begin a cell when
+// the file is read with another list separator (Excel in locales whose
+// separator is ";" splits an unquoted "a;=1+1"). The cost: such text reads
+// with a ' after its separator.
 func neutralise(cell string) string {
-	if t := strings.TrimLeft(cell, " "); t != "" && strings.ContainsRune(formulaStarts, rune(t[0])) {
-		return "'" + cell
+	var b strings.Builder
+	start := true
+	for i := 0; i < len(cell); i++ {
+		c := cell[i]
+		if start {
+			if c == ' ' {
+				b.WriteByte(c)
+				continue
+			}
+			if strings.IndexByte(formulaStarts, c) >= 0 {
+				b.WriteByte('\'')
+			}
+			start = false
+		}
+		b.WriteByte(c)
+		if c == ';' || c == ',' {
+			start = true
+		}
 	}
-	return cell
+	return b.String()
 }
 
 // formulaStarts are the first characters that make a cell a formula.

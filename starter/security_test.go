@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chamelaion-lipsync/worker/activities"
 	"github.com/chamelaion-lipsync/worker/lipsync"
 )
 
@@ -111,4 +112,35 @@ func TestStarterWarnsThatHistoriesHoldURLsInTheClear(t *testing.T) {
 	stderr.Reset()
 	run(context.Background(), args, io.Discard, &stderr)
 	require.NotContains(t, stderr.String(), "histories will hold")
+}
+
+// TestResultsFileRunsNoFormulaWithASemicolonSeparator: read as Excel reads
+// a CSV file in a locale whose list separator is ";" (German, French,
+// Italian, Spanish), no cell of the results file is a formula, whether it
+// comes from a reference_id, the vendor's output URL or an error text
+// (found by a review: only the first character of each comma-separated
+// cell was checked).
+func TestResultsFileRunsNoFormulaWithASemicolonSeparator(t *testing.T) {
+	ref := "r1;=HYPERLINK(CHAR(104)&CHAR(116)&CHAR(116)&CHAR(112)&CHAR(58)&CHAR(47)&CHAR(47)&CHAR(101)&CHAR(46)&CHAR(120));"
+	require.NoError(t, activities.ValidateReferenceID(ref), "such a reference_id is accepted")
+	outs := []lipsync.JobOutcome{
+		{ReferenceID: ref, Status: "completed", OutputURL: "https://cdn.example/o.mp4;=1+1;"},
+		{ReferenceID: "r2", Status: "escalated", Error: "JobFailed: bad;=2+2, -3+3"},
+		{ReferenceID: "r3", Status: "completed", OutputURL: "https://cdn.example/o.mp4?a=1;b=2"},
+	}
+	var buf bytes.Buffer
+	require.NoError(t, writeResultsTo(&buf, outs))
+	for _, sep := range []rune{';', ','} {
+		r := csv.NewReader(strings.NewReader(buf.String()))
+		r.Comma, r.FieldsPerRecord, r.LazyQuotes = sep, -1, true
+		recs, err := r.ReadAll()
+		require.NoError(t, err)
+		for _, rec := range recs {
+			for _, cell := range rec {
+				require.False(t, strings.ContainsAny(strings.TrimLeft(cell, " ")[:min(1, len(strings.TrimLeft(cell, " ")))], "=+-@"), "separator %q: formula cell %q", sep, cell)
+			}
+		}
+	}
+	require.Contains(t, buf.String(), "https://cdn.example/o.mp4?a=1;b=2", "a URL that runs nothing is kept as it is")
+	require.Contains(t, buf.String(), "output_url refused: the vendor's value holds text a spreadsheet would run as a formula")
 }

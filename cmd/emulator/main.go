@@ -54,7 +54,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", env("EMULATOR_ADDR", "127.0.0.1:8090"), "listen address (EMULATOR_ADDR)")
-	keys := fs.String("api-key", env("EMULATOR_API_KEYS", "emulator-key"), "accepted tokens, comma-separated, each token[=name] (EMULATOR_API_KEYS)")
+	// The tokens are secrets: --help never shows them (the default is
+	// read after parsing).
+	keys := fs.String("api-key", "", "accepted tokens, comma-separated, each token[=name] (EMULATOR_API_KEYS; default emulator-key)")
 	rate := fs.String("rate-limit", env("EMULATOR_RATE_LIMIT_PER_MINUTE", "60"), "generation requests per rolling minute per token; -1 disables (EMULATOR_RATE_LIMIT_PER_MINUTE)")
 	quota := fs.String("token-quota", env("EMULATOR_TOKEN_QUOTA", "0"), "jobs a token may create before 412 token limit reached; 0 = unlimited (EMULATOR_TOKEN_QUOTA)")
 	queued := fs.String("queued-for", env("EMULATOR_QUEUED_FOR", "2s"), "how long a job stays queued; ignored with --durations (EMULATOR_QUEUED_FOR)")
@@ -88,6 +90,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg emulator.Config
 	var err error
 	cfg.APIKeys = map[string]string{}
+	if *keys == "" {
+		*keys = env("EMULATOR_API_KEYS", "emulator-key")
+	}
 	for _, item := range strings.Split(*keys, ",") {
 		tok, name, _ := strings.Cut(strings.TrimSpace(item), "=")
 		if tok == "" {

@@ -195,3 +195,14 @@ func TestServesDrawnDurationsAndPreciseTimestamps(t *testing.T) {
 	require.Equal(t, "queued", view["status"])
 	require.Equal(t, j.CreatedAt.Truncate(time.Millisecond).Format(time.RFC3339Nano), view["created_at"])
 }
+
+// TestHelpNeverShowsTheTokens: --help lists the flags with their defaults;
+// the accepted tokens, read from EMULATOR_API_KEYS, are not shown (found by
+// a review: they were the --api-key flag's default).
+func TestHelpNeverShowsTheTokens(t *testing.T) {
+	t.Setenv("EMULATOR_API_KEYS", "sk-live-REALKEY123=prod")
+	var out strings.Builder
+	_ = run(context.Background(), []string{"--help"}, &out, &out)
+	require.Contains(t, out.String(), "-api-key")
+	require.NotContains(t, out.String(), "REALKEY123")
+}
