@@ -37,6 +37,15 @@ type backendRow struct {
 	// TimerCommits and OursCommits are the transactions the cluster's
 	// PostgreSQL committed per job over those runs (0 on the dev server).
 	TimerCommits, OursCommits float64
+	// TimerMachine and OursMachine are how the whole machine's CPU was
+	// spent over those runs.
+	TimerMachine, OursMachine machineCPU
+}
+
+// machineCPU is the machine's CPU time over a run, in cores (1.0 = one core
+// for the whole run), from /proc/stat.
+type machineCPU struct {
+	Busy, IOWait, Idle float64
 }
 
 // procCPU is one process's CPU time over a run.
@@ -88,6 +97,11 @@ func measureBackend(ctx context.Context, cfg benchConfig, log *slog.Logger, back
 			emu.close()
 			return row, err
 		}
+		machineBefore, err := readProcStat()
+		if err != nil {
+			emu.close()
+			return row, err
+		}
 		lr, err := nb.runLoad(ctx, strategy, acct, emu, cfg.ThroughputJobs, cfg.scaled(10*time.Second), func() bool {
 			return detected(emu, acct) >= cfg.ThroughputJobs
 		})
@@ -99,17 +113,22 @@ func measureBackend(ctx context.Context, cfg benchConfig, log *slog.Logger, back
 		if err != nil {
 			return row, err
 		}
+		machineAfter, err := readProcStat()
+		if err != nil {
+			return row, err
+		}
 		commitsAfter, err := nb.s.temporalCommits(ctx)
 		if err != nil {
 			return row, err
 		}
+		machine := machineAfter.since(machineBefore)
 		used := cpuDelta(before, after)
 		commits := float64(commitsAfter-commitsBefore) / float64(lr.Jobs)
 		log.Info("backend throughput", "backend", backend, "strategy", strategy, "jobs_per_second", fmt.Sprintf("%.1f", lr.PerSecond))
 		if strategy == stratTimer {
-			row.Timer, row.TimerServer, row.TimerCommits = lr, used, commits
+			row.Timer, row.TimerServer, row.TimerCommits, row.TimerMachine = lr, used, commits, machine
 		} else {
-			row.Ours, row.OursServer, row.OursCommits = lr, used, commits
+			row.Ours, row.OursServer, row.OursCommits, row.OursMachine = lr, used, commits, machine
 		}
 	}
 	nb.loadStrategies = []string{stratOurs}
@@ -277,4 +296,42 @@ func statFields(pid int) ([]string, error) {
 func atoi(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
+}
+
+// procStat is the machine's cumulative CPU time, in ticks, from the first
+// line of /proc/stat.
+type procStat struct {
+	busy, iowait, idle int64
+	at                 time.Time
+}
+
+func readProcStat() (procStat, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return procStat{}, errors.New("unexpected /proc/stat")
+	}
+	// user nice system idle iowait irq softirq [steal …]
+	st := procStat{idle: atoi(f[4]), iowait: atoi(f[5]), at: time.Now()}
+	for i, v := range f[1:] {
+		if i != 3 && i != 4 && i < 8 {
+			st.busy += atoi(v)
+		}
+	}
+	return st, nil
+}
+
+// since is the CPU spent from an earlier reading to this one, in cores.
+func (s procStat) since(earlier procStat) machineCPU {
+	const hz = 100 // USER_HZ on Linux
+	secs := s.at.Sub(earlier.at).Seconds()
+	if secs <= 0 {
+		return machineCPU{}
+	}
+	cores := func(ticks int64) float64 { return float64(ticks) / hz / secs }
+	return machineCPU{Busy: cores(s.busy - earlier.busy), IOWait: cores(s.iowait - earlier.iowait), Idle: cores(s.idle - earlier.idle)}
 }

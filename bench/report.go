@@ -335,16 +335,17 @@ func (r *report) backendsSection(p func(string, ...any)) {
 			x.Ours.CPU.Seconds()*1000/float64(x.Ours.Jobs), x.Rate.PerMinute, x.Rate.Use, x.Rate.MaxRollingMinute, x.Rate.Limited, x.Rate.Generate)
 	}
 	p("")
-	p("Where the CPU went during each throughput run (cores busy on average; the strategy's own process, then the server's):")
+	p("Where the CPU went during each throughput run (cores busy on average over the run: the strategy's own process, each server process, and the whole machine, %d cores, from /proc/stat; anything else running on the machine shows there too):", runtime.NumCPU())
 	p("")
-	p("| backend | strategy | wall | strategy's process | server processes | PostgreSQL commits per job |")
-	p("| --- | --- | --- | --- | --- | --- |")
+	p("| backend | strategy | wall | strategy's process | server processes | machine: busy / I/O wait / idle | PostgreSQL commits per job |")
+	p("| --- | --- | --- | --- | --- | --- | --- |")
 	for _, x := range r.backends {
 		for _, run := range []struct {
 			load    loadRow
 			server  []procCPU
 			commits float64
-		}{{x.Timer, x.TimerServer, x.TimerCommits}, {x.Ours, x.OursServer, x.OursCommits}} {
+			machine machineCPU
+		}{{x.Timer, x.TimerServer, x.TimerCommits, x.TimerMachine}, {x.Ours, x.OursServer, x.OursCommits, x.OursMachine}} {
 			var parts []string
 			total := 0.0
 			for _, s := range run.server {
@@ -359,7 +360,8 @@ func (r *report) backendsSection(p func(string, ...any)) {
 			if run.commits > 0 {
 				commits = fmt.Sprintf("%.0f", run.commits)
 			}
-			p("| %s | %s | %s | %.2f | %s | %s |", x.Backend, run.load.Strategy, secs(run.load.Wall), run.load.CPU.Seconds()/run.load.Wall.Seconds(), strings.Join(parts, ", "), commits)
+			p("| %s | %s | %s | %.2f | %s | %.2f / %.2f / %.2f | %s |", x.Backend, run.load.Strategy, secs(run.load.Wall), run.load.CPU.Seconds()/run.load.Wall.Seconds(),
+				strings.Join(parts, ", "), run.machine.Busy, run.machine.IOWait, run.machine.Idle, commits)
 		}
 	}
 	p("")
