@@ -77,7 +77,18 @@ type temporalServer struct {
 	// Backend is backendDev or backendCluster.
 	Backend string
 	dev     *localtemporal.Server
+	devLog  string
 	cluster *localcluster.Cluster
+}
+
+// LogFiles are the paths of the Temporal server's logs: the dev server's,
+// or each service's and the set-up scripts' of the cluster.
+func (ts *temporalServer) LogFiles() []string {
+	if ts.cluster == nil {
+		return []string{ts.devLog}
+	}
+	paths, _ := filepath.Glob(filepath.Join(ts.cluster.Dir(), "logs", "*.log"))
+	return paths
 }
 
 // startTemporal starts the backend LIPSYNC_TEMPORAL_BACKEND asks for until
@@ -88,10 +99,11 @@ func startTemporal(ctx context.Context, t testing.TB, pg *localpg.Cluster, dir s
 	if temporalBackend(t) == backendCluster {
 		return startCluster(ctx, t, pg, dir)
 	}
-	dev, err := localtemporal.Start(ctx, localtemporal.Options{Headless: true, LogFile: filepath.Join(dir, "temporal.log")})
+	logFile := filepath.Join(dir, "temporal.log")
+	dev, err := localtemporal.Start(ctx, localtemporal.Options{Headless: true, LogFile: logFile})
 	require.NoError(t, err, "start Temporal dev server")
 	t.Cleanup(func() { _ = dev.Stop() })
-	return &temporalServer{Address: dev.Address, Backend: backendDev, dev: dev}
+	return &temporalServer{Address: dev.Address, Backend: backendDev, dev: dev, devLog: logFile}
 }
 
 // startCluster starts the cluster on pg until the test ends.
