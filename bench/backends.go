@@ -40,6 +40,10 @@ type backendRow struct {
 	// TimerMachine and OursMachine are how the whole machine's CPU was
 	// spent over those runs.
 	TimerMachine, OursMachine machineCPU
+	// TimerSupport and OursSupport are the CPU time of the other
+	// processes of the run: this benchmark (the starts, the in-process
+	// emulator) and the worker's PostgreSQL.
+	TimerSupport, OursSupport []procCPU
 }
 
 // machineCPU is the machine's CPU time over a run, in cores (1.0 = one core
@@ -102,6 +106,11 @@ func measureBackend(ctx context.Context, cfg benchConfig, log *slog.Logger, back
 			emu.close()
 			return row, err
 		}
+		supportBefore, err := nb.s.supportCPU()
+		if err != nil {
+			emu.close()
+			return row, err
+		}
 		lr, err := nb.runLoad(ctx, strategy, acct, emu, cfg.ThroughputJobs, cfg.scaled(10*time.Second), func() bool {
 			return detected(emu, acct) >= cfg.ThroughputJobs
 		})
@@ -117,6 +126,11 @@ func measureBackend(ctx context.Context, cfg benchConfig, log *slog.Logger, back
 		if err != nil {
 			return row, err
 		}
+		supportAfter, err := nb.s.supportCPU()
+		if err != nil {
+			return row, err
+		}
+		support := cpuDelta(supportBefore, supportAfter)
 		commitsAfter, err := nb.s.temporalCommits(ctx)
 		if err != nil {
 			return row, err
@@ -126,9 +140,9 @@ func measureBackend(ctx context.Context, cfg benchConfig, log *slog.Logger, back
 		commits := float64(commitsAfter-commitsBefore) / float64(lr.Jobs)
 		log.Info("backend throughput", "backend", backend, "strategy", strategy, "jobs_per_second", fmt.Sprintf("%.1f", lr.PerSecond))
 		if strategy == stratTimer {
-			row.Timer, row.TimerServer, row.TimerCommits, row.TimerMachine = lr, used, commits, machine
+			row.Timer, row.TimerServer, row.TimerCommits, row.TimerMachine, row.TimerSupport = lr, used, commits, machine, support
 		} else {
-			row.Ours, row.OursServer, row.OursCommits, row.OursMachine = lr, used, commits, machine
+			row.Ours, row.OursServer, row.OursCommits, row.OursMachine, row.OursSupport = lr, used, commits, machine, support
 		}
 	}
 	nb.loadStrategies = []string{stratOurs}
@@ -197,6 +211,24 @@ func (s *stack) temporalCommits(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("the cluster's PostgreSQL: count commits: %w", err)
 	}
 	return n, nil
+}
+
+// supportCPU reads the CPU time this benchmark's process and the worker's
+// PostgreSQL (the server and its backends) have used so far.
+func (s *stack) supportCPU() ([]procCPU, error) {
+	self, err := processCPU(os.Getpid(), false)
+	if err != nil {
+		return nil, err
+	}
+	port := strconv.Itoa(s.pg.Port())
+	pid, err := findProcess(func(args []string) bool {
+		return strings.HasSuffix(args[0], "postgres") && hasArgs(args, "-p", port)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the worker's PostgreSQL: %w", err)
+	}
+	pg, err := processCPU(pid, true)
+	return []procCPU{{Name: "benchmark", CPU: self}, {Name: "worker's PostgreSQL", CPU: pg}}, err
 }
 
 // cpuDelta subtracts two readings of the same processes.

@@ -46,15 +46,16 @@ func TestBackendsSection(t *testing.T) {
 		{Backend: backendCluster, Start: 15 * time.Second, Timer: load(stratTimer, 100, 12*time.Second, time.Second), Ours: load(stratOurs, 100, 20*time.Second, 2*time.Second),
 			Rate:        rateRow{PerMinute: 117.6, Use: 0.98, MaxRollingMinute: 119, Generate: 180},
 			TimerServer: []procCPU{{"history", 6 * time.Second}, {"PostgreSQL", 6 * time.Second}}, OursServer: []procCPU{{"history", 8 * time.Second}, {"PostgreSQL", 6 * time.Second}},
-			TimerCommits: 40, OursCommits: 90, OursMachine: machineCPU{Busy: 0.9, IOWait: 0.3, Idle: 0.8}},
+			TimerCommits: 40, OursCommits: 90, OursMachine: machineCPU{Busy: 1.2, IOWait: 0.3, Idle: 0.5},
+			OursSupport: []procCPU{{"benchmark", time.Second}, {"worker's PostgreSQL", time.Second}}},
 	}
 	md := r.markdown()
 	for _, want := range []string{
 		"## 7. The dev server and the cluster",
 		"| dev | 4.0 s | 20.0 | 12.5 | 20.0 | 117.6 | 0.980 | 119 | 0 of 180 |",
 		"| cluster | 15.0 s | 8.3 | 5.0 | 20.0 | 117.6 | 0.980 | 119 | 0 of 180 |",
-		"| cluster | this worker | 20.0 s | 0.10 | history 0.40, PostgreSQL 0.30, **total 0.70** | 0.90 / 0.30 / 0.80 | 90 |",
-		"| dev | Temporal timer sample | 5.0 s | 0.20 | dev server (all services, SQLite) 0.80 | 0.00 / 0.00 / 0.00 | — |",
+		"| cluster | this worker | 20.0 s | 0.10 | history 0.40, PostgreSQL 0.30, **total 0.70** | benchmark 0.05, worker's PostgreSQL 0.05, **total 0.10** | 1.20 (0.30) / 0.30 / 0.50 | 90 |",
+		"| dev | Temporal timer sample | 5.0 s | 0.20 | dev server (all services, SQLite) 0.80 |  | 0.00 (0.00) / 0.00 / 0.00 | — |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)

@@ -337,31 +337,40 @@ func (r *report) backendsSection(p func(string, ...any)) {
 	p("")
 	p("Where the CPU went during each throughput run (cores busy on average over the run: the strategy's own process, each server process, and the whole machine, %d cores, from /proc/stat; anything else running on the machine shows there too):", runtime.NumCPU())
 	p("")
-	p("| backend | strategy | wall | strategy's process | server processes | machine: busy / I/O wait / idle | PostgreSQL commits per job |")
-	p("| --- | --- | --- | --- | --- | --- | --- |")
+	p("| backend | strategy | wall | strategy's process | server processes | benchmark, worker's PostgreSQL | machine: busy (of which other processes) / I/O wait / idle | PostgreSQL commits per job |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, x := range r.backends {
 		for _, run := range []struct {
 			load    loadRow
 			server  []procCPU
+			support []procCPU
 			commits float64
 			machine machineCPU
-		}{{x.Timer, x.TimerServer, x.TimerCommits, x.TimerMachine}, {x.Ours, x.OursServer, x.OursCommits, x.OursMachine}} {
-			var parts []string
-			total := 0.0
-			for _, s := range run.server {
-				cores := s.CPU.Seconds() / run.load.Wall.Seconds()
-				total += cores
-				parts = append(parts, fmt.Sprintf("%s %.2f", s.Name, cores))
+		}{{x.Timer, x.TimerServer, x.TimerSupport, x.TimerCommits, x.TimerMachine}, {x.Ours, x.OursServer, x.OursSupport, x.OursCommits, x.OursMachine}} {
+			wall := run.load.Wall.Seconds()
+			own := run.load.CPU.Seconds() / wall
+			cores := func(ps []procCPU) (string, float64) {
+				var parts []string
+				total := 0.0
+				for _, s := range ps {
+					c := s.CPU.Seconds() / wall
+					total += c
+					parts = append(parts, fmt.Sprintf("%s %.2f", s.Name, c))
+				}
+				if len(ps) > 1 {
+					parts = append(parts, fmt.Sprintf("**total %.2f**", total))
+				}
+				return strings.Join(parts, ", "), total
 			}
-			if len(run.server) > 1 {
-				parts = append(parts, fmt.Sprintf("**total %.2f**", total))
-			}
+			server, serverTotal := cores(run.server)
+			support, supportTotal := cores(run.support)
+			others := max(0, run.machine.Busy-own-serverTotal-supportTotal)
 			commits := "—"
 			if run.commits > 0 {
 				commits = fmt.Sprintf("%.0f", run.commits)
 			}
-			p("| %s | %s | %s | %.2f | %s | %.2f / %.2f / %.2f | %s |", x.Backend, run.load.Strategy, secs(run.load.Wall), run.load.CPU.Seconds()/run.load.Wall.Seconds(),
-				strings.Join(parts, ", "), run.machine.Busy, run.machine.IOWait, run.machine.Idle, commits)
+			p("| %s | %s | %s | %.2f | %s | %s | %.2f (%.2f) / %.2f / %.2f | %s |", x.Backend, run.load.Strategy, secs(run.load.Wall), own,
+				server, support, run.machine.Busy, others, run.machine.IOWait, run.machine.Idle, commits)
 		}
 	}
 	p("")
