@@ -30,6 +30,8 @@ type API interface {
 // Store is the part of the job store the activities use.
 type Store interface {
 	RecordJob(ctx context.Context, j store.NewJob) error
+	EarlierRequestIDs(ctx context.Context, workflowID, executionID string, attempt int) ([]string, error)
+	ClaimAccountHold(ctx context.Context, h store.NewHold, reasons []string) (store.AccountHold, bool, error)
 	UpdateJob(ctx context.Context, u store.JobUpdate) (bool, error)
 	RecordEscalation(ctx context.Context, e store.NewEscalation) (store.Escalation, bool, error)
 	MarkEscalationNotified(ctx context.Context, id int64, notifyErr string) error

@@ -46,6 +46,10 @@ type fixture struct {
 	emu   *emulator.Emulator
 	store *store.Store
 	acts  *activities.Activities
+	// wfs holds the job defaults the next run starts from.
+	wfs *workflows.Workflows
+	// mu guards env, which newEnv replaces (the emulator reads its clock).
+	mu sync.Mutex
 }
 
 func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
@@ -57,15 +61,12 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	_, _, err = st.Migrate(ctx)
 	require.NoError(t, err)
 
-	var suite testsuite.WorkflowTestSuite
-	suite.SetLogger(tlog.NewStructuredLogger(quiet))
-	env := suite.NewTestWorkflowEnvironment()
-	env.SetTestTimeout(2 * time.Minute)
+	f := &fixture{t: t, store: st}
 	cfg := emulator.Config{
 		APIKeys:       map[string]string{testKey: "test"},
 		QueuedFor:     20 * time.Second,
 		ProcessingFor: time.Minute,
-		Clock:         env.Now,
+		Clock:         func() time.Time { return f.currentEnv().Now() },
 	}
 	if len(faults) > 0 {
 		cfg.Faults = faults[0]
@@ -77,8 +78,8 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
 	require.NoError(t, err)
 	acts := &activities.Activities{API: api, Store: st, Logger: quiet, WebUIURL: "http://ui.example:8233", Namespace: "default"}
-
-	wfs := &workflows.Workflows{Defaults: workflows.Settings{
+	f.emu, f.acts = emu, acts
+	f.wfs = &workflows.Workflows{Defaults: workflows.Settings{
 		Poll:            workflows.PollSchedule{Initial: 5 * time.Second, Max: time.Minute, Coefficient: 2},
 		StuckAfter:      10 * time.Minute,
 		Deadline:        24 * time.Hour,
@@ -90,9 +91,32 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 		MaxPollsPerRun:  200,
 		SubmitTaskQueue: "lipsync-submit",
 	}}
-	env.RegisterWorkflowWithOptions(wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
-	env.RegisterActivity(acts)
-	return &fixture{t: t, env: env, emu: emu, store: st, acts: acts}
+	f.newEnv()
+	return f
+}
+
+// newEnv gives the fixture a fresh workflow environment (a new execution
+// of the test workflow ID), its clock an hour past the previous one's; the
+// store, the emulator and the activities stay.
+func (f *fixture) newEnv() {
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(quiet))
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(2 * time.Minute)
+	f.mu.Lock()
+	if f.env != nil {
+		env.SetStartTime(f.env.Now().Add(time.Hour))
+	}
+	f.env = env
+	f.mu.Unlock()
+	env.RegisterWorkflowWithOptions(f.wfs.LipSync, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	env.RegisterActivity(f.acts)
+}
+
+func (f *fixture) currentEnv() *testsuite.TestWorkflowEnvironment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.env
 }
 
 func (f *fixture) run(ref string) (workflows.LipSyncResult, error) {
@@ -409,4 +433,88 @@ func TestPollPlanIsLearnedFromPastJobs(t *testing.T) {
 	// and see it at 135s.
 	require.Equal(t, 2, done.StatusChecks)
 	require.Less(t, done.FinishedAt.Sub(done.SubmittedAt), 90*time.Second)
+}
+
+// TestARetriedSubmissionWaitsOnlyWhenItsRequestMayStillLand: the wait
+// before looking for an earlier attempt's request (SubmitSettle) is for
+// answers that may have been lost after the request landed. After a 429
+// nothing was created: the next attempt sends when the server advised,
+// without waiting and without looking. After a 503 the server answered, so
+// whatever it did is done: the next attempt looks at once, without
+// waiting. After a lost answer it waits, then adopts.
+func TestARetriedSubmissionWaitsOnlyWhenItsRequestMayStillLand(t *testing.T) {
+	const settle = 3 * time.Second
+	cases := []struct {
+		name     string
+		scenario emulator.Scenario
+		looks    int
+		waits    bool
+	}{
+		{"429 with Retry-After", emulator.Scenario{SubmitFaults: []emulator.Fault{{Status: 429, Headers: map[string]string{"Retry-After": "2"}}}}, 0, false},
+		{"503", emulator.Scenario{SubmitFaults: []emulator.Fault{{Status: 503}}}, 1, false},
+		{"lost answer", emulator.Scenario{LoseResponses: 1}, 1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.acts.SubmitSettle = settle
+			tc.scenario.ReferenceID = "advised"
+			require.NoError(t, f.emu.SetScenario(tc.scenario))
+			start := time.Now()
+			res, err := f.run("advised")
+			took := time.Since(start)
+			require.NoError(t, err)
+			require.Equal(t, "completed", res.Status)
+			require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["advised"], "exactly one vendor job")
+			var gen []emulator.RequestRecord
+			looks := 0
+			for _, r := range f.emu.Requests("advised") {
+				switch r.Endpoint {
+				case emulator.EndpointGenerate:
+					gen = append(gen, r)
+				case emulator.EndpointListRequests:
+					looks++
+				}
+			}
+			require.Equal(t, tc.looks, looks, "lookups of an earlier request")
+			if tc.waits {
+				require.GreaterOrEqual(t, took, settle, "a lost answer's request may still land: the retry waits before it looks")
+				return
+			}
+			require.Less(t, took, settle, "the retry did not wait for a request that cannot be landing")
+			require.Len(t, gen, 2)
+			if tc.scenario.SubmitFaults[0].Status == 429 {
+				require.Equal(t, 2*time.Second, gen[1].At.Sub(gen[0].At), "sent exactly when the server advised")
+			}
+		})
+	}
+}
+
+func TestLandingOfEachFailure(t *testing.T) {
+	api := func(status int) error {
+		return &chamelaion.APIError{Endpoint: "POST /v1/lipsync/generate", StatusCode: status, Message: "x"}
+	}
+	cases := []struct {
+		name string
+		err  error
+		want activities.Landing
+	}{
+		{"429", api(429), activities.NothingCreated},
+		{"408", api(408), activities.NothingCreated},
+		{"400", api(400), activities.NothingCreated},
+		{"412", api(412), activities.NothingCreated},
+		{"500", api(500), activities.MayHaveCreated},
+		{"503", api(503), activities.MayHaveCreated},
+		{"502", api(502), activities.MayStillLand},
+		{"504", api(504), activities.MayStillLand},
+		{"timeout", &chamelaion.TransportError{Endpoint: "POST", Timeout: true, Reason: "no answer before the request timeout"}, activities.MayStillLand},
+		{"reset", &chamelaion.TransportError{Endpoint: "POST", Reason: "connection reset by the server"}, activities.MayStillLand},
+		{"refused", &chamelaion.TransportError{Endpoint: "POST", Reason: "connection refused"}, activities.NothingCreated},
+		{"unknown host", &chamelaion.TransportError{Endpoint: "POST", Reason: "cannot resolve host api.example"}, activities.NothingCreated},
+		{"untrusted 2xx", &chamelaion.ResponseError{Endpoint: "POST", StatusCode: 200, Reason: "unparsable JSON"}, activities.MayHaveCreated},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, activities.LandingOf(tc.err), "%s (client error)", tc.name)
+		require.Equal(t, tc.want, activities.LandingOf(activities.ClassifiedError("submit", tc.err)), "%s (activity error)", tc.name)
+	}
 }

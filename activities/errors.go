@@ -30,6 +30,13 @@ type ErrorDetails struct {
 	Message string
 	// RetryAfter is the wait the server advised, 0 if none.
 	RetryAfter time.Duration
+	// MayHaveCreated is set on a failed submission when a request it sent
+	// may have created a job at the vendor: the next submission of the job
+	// must look for that job before sending another.
+	MayHaveCreated bool `json:",omitempty"`
+	// Held is set on a submission refused before anything was sent
+	// because the account is held after an account-wide failure.
+	Held bool `json:",omitempty"`
 }
 
 // ClassifiedError converts an error of the API client into the Temporal
@@ -77,5 +84,6 @@ func PermanentErrorTypes() []string {
 		chamelaion.TypeClientError,
 		TypeMediaUnreadable,
 		TypeInvalidInput,
+		TypeRetriesExhausted,
 	}
 }

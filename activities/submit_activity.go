@@ -2,7 +2,9 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -22,10 +24,19 @@ type RecordJobInput struct {
 	// query strings removed, since pre-signed URLs carry credentials there.
 	Video string
 	Audio string
+	// ExecutionID names the execution of the job's workflow, and Attempt
+	// the attempt it starts: a reference_id run again after its job ended
+	// takes its row over (see store.RecordJob). "" records as before
+	// executions were named.
+	ExecutionID string `json:",omitempty"`
+	Attempt     int    `json:",omitempty"`
 }
 
-// RecordJob writes the job's row in state pending. Recording the same job
-// again is a no-op, so retries and continued runs are harmless.
+// RecordJob writes the job's row in state pending for the attempt it
+// starts: a row for a new job; for a new attempt, or a new execution of a
+// reference_id whose job ended, the row reset for it (the earlier
+// attempts' events and escalations stay readable). Recording the same
+// attempt again is a no-op, so retries and continued runs are harmless.
 func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
 	err := a.Store.RecordJob(ctx, store.NewJob{
 		WorkflowID:  in.WorkflowID,
@@ -33,6 +44,8 @@ func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
 		BatchID:     in.BatchID,
 		VideoSource: config.RedactURL(in.Video),
 		AudioSource: config.RedactURL(in.Audio),
+		ExecutionID: in.ExecutionID,
+		Attempt:     in.Attempt,
 	})
 	if err != nil {
 		return storeError("record job", err)
@@ -42,10 +55,15 @@ func (a *Activities) RecordJob(ctx context.Context, in RecordJobInput) error {
 
 // SubmitInput is one submission of a job to the API.
 type SubmitInput struct {
-	WorkflowID  string
+	WorkflowID string
+	// ExecutionID names the execution of the job's workflow ("" before
+	// executions were named): its writes never touch another execution's
+	// row, and it never adopts the requests of earlier executions.
+	ExecutionID string `json:",omitempty"`
 	ReferenceID string
-	// Attempt counts the job's submissions: 1, then one more for every
-	// resubmission a human asks for.
+	// Attempt counts the job's attempts: 1, then one more for every
+	// answered escalation the job goes on from (and for every new
+	// execution of its reference_id).
 	Attempt int
 	// Video and Audio are http(s) URLs the vendor downloads, or file://
 	// references to files the worker uploads. Both must be of one kind.
@@ -55,6 +73,21 @@ type SubmitInput struct {
 	// KnownRequestIDs are the requests of earlier submissions of this job;
 	// they are never adopted.
 	KnownRequestIDs []string
+	// LookFirst says an earlier submission of the job may have reached the
+	// vendor (its answer was lost, or it ended before it could tell): look
+	// for its request before sending, once it can no longer be landing
+	// (SubmitSettle after EarlierEndedAt, the workflow's time of that
+	// submission's end).
+	LookFirst      bool      `json:",omitempty"`
+	EarlierEndedAt time.Time `json:",omitempty"`
+	// RetryBudget bounds the time the submission is retried, counted from
+	// its first attempt's start (0 = the activity's ScheduleToClose does).
+	RetryBudget time.Duration `json:",omitempty"`
+	// RecordLater: when the submission cannot be recorded in PostgreSQL,
+	// return it unrecorded (SubmitResult.Unrecorded) for the workflow to
+	// record with RecordProgress, rather than retrying within the API's
+	// retry budget.
+	RecordLater bool `json:",omitempty"`
 }
 
 // SubmitResult says which vendor request now carries the job.
@@ -65,71 +98,159 @@ type SubmitResult struct {
 	// second one.
 	Adopted     bool
 	SubmittedAt time.Time
+	// Unrecorded is true when the row could not be written (with
+	// RecordLater): the workflow records the submission itself.
+	Unrecorded bool `json:",omitempty"`
 }
 
-// Submit creates the job at the vendor, idempotently: on any activity retry
-// it first asks the API whether a request with the job's reference_id
-// already exists (an earlier attempt may have been accepted although its
-// answer was lost) and adopts it rather than paying for the job twice.
+// Submit creates the job at the vendor, idempotently. A request that an
+// earlier attempt sent may have created a job although its answer never
+// arrived: then the attempt looks for a request with the job's
+// reference_id and adopts it rather than paying for the job twice. It
+// looks only when that can be so (see LandingOf), and waits for the
+// earlier request to land only for the part of SubmitSettle that has not
+// passed since that request was given up on; after a 429 it sends at once,
+// when the server advised.
 func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, error) {
 	if in.ReferenceID == "" || in.WorkflowID == "" {
 		return SubmitResult{}, temporal.NewNonRetryableApplicationError("submit: reference_id and workflow_id are required", TypeInvalidInput, nil)
 	}
 	log := activity.GetLogger(ctx)
+	attempt := activity.GetInfo(ctx).Attempt
+	p, known := progressOf(ctx)
+	now := time.Now()
+	switch {
+	case known:
+	case attempt > 1:
+		// The previous attempt left nothing (it died before its first
+		// heartbeat, or ran on an older worker): assume the worst.
+		p = attemptProgress{FirstAttemptAt: now, Look: true, LookAfter: now.Add(a.SubmitSettle)}
+	default:
+		p = attemptProgress{FirstAttemptAt: now}
+		if in.LookFirst {
+			p.Look, p.LookAfter = true, in.EarlierEndedAt.Add(a.SubmitSettle)
+		}
+	}
+	fail := func(err error) (SubmitResult, error) {
+		p.note(err)
+		if spent := budgetSpent("submit", p, in.RetryBudget, advisedWait(err), time.Now()); spent != nil {
+			p.Next = "retries exhausted: " + p.LastType
+			leave(ctx, p)
+			return SubmitResult{}, spent
+		}
+		leave(ctx, p)
+		return SubmitResult{}, withProgress(err, p)
+	}
+	if attempt > 1 {
+		if spent := budgetSpent("submit", p, in.RetryBudget, 0, now); spent != nil {
+			return SubmitResult{}, spent
+		}
+	}
+
 	var res SubmitResult
-	if activity.GetInfo(ctx).Attempt > 1 {
-		if err := a.settle(ctx); err != nil {
+	switch {
+	case p.RequestID != "":
+		res = SubmitResult{RequestID: p.RequestID, SubmittedAt: p.AnsweredAt}
+		log.Info("recording the request an earlier attempt created", "RequestId", p.RequestID)
+	case p.Look:
+		if err := a.settle(ctx, p.LookAfter); err != nil {
 			return SubmitResult{}, err
+		}
+		if in.ExecutionID != "" {
+			// Requests recorded by earlier attempts and executions of the
+			// job are theirs, never this submission's.
+			earlier, err := a.Store.EarlierRequestIDs(ctx, in.WorkflowID, in.ExecutionID, in.Attempt)
+			if err != nil {
+				p.Next = fmt.Sprintf("attempt %d could not read the job's earlier requests; the next attempt looks again", attempt)
+				return fail(storeError("read earlier requests", err))
+			}
+			in.KnownRequestIDs = append(slices.Clip(in.KnownRequestIDs), earlier...)
 		}
 		existing, err := a.findEarlierSubmission(ctx, in)
 		if err != nil {
-			return SubmitResult{}, err
+			p.Next = fmt.Sprintf("attempt %d could not look for the job an earlier request may have created; the next attempt looks again", attempt)
+			return fail(err)
 		}
+		p.Look = false
 		if existing != "" {
 			log.Info("adopting a request created by an earlier attempt", "RequestId", existing, "ReferenceId", in.ReferenceID)
-			res = SubmitResult{RequestID: existing, Adopted: true}
+			res = SubmitResult{RequestID: existing, Adopted: true, SubmittedAt: time.Now().UTC()}
 		}
 	}
 	if res.RequestID == "" {
 		if err := a.checkAccountHold(ctx); err != nil {
-			return SubmitResult{}, err
+			p.Next = "the account is held: nothing was sent"
+			return fail(withDetails(err, func(d *ErrorDetails) { d.Held = true }))
 		}
+		sent := time.Now()
+		// Should this attempt die with its request in flight, the next one
+		// looks for the job (it starts after StartToClose, by when the
+		// request has landed or never will).
+		p.Look, p.LookAfter = true, sent.Add(2*a.SubmitSettle)
+		p.Next = fmt.Sprintf("attempt %d sent its request at %s", attempt, sent.UTC().Format(time.RFC3339))
+		leave(ctx, p)
 		resp, err := a.generate(ctx, in)
 		if err != nil {
-			return SubmitResult{}, err
+			stopped := time.Now()
+			switch LandingOf(err) {
+			case NothingCreated:
+				p.Look = false
+				p.Next = fmt.Sprintf("attempt %d was refused with %s: nothing was created; the next attempt sends again", attempt, describe(err))
+				if w := advisedWait(err); w > 0 {
+					p.Next += fmt.Sprintf(", %s later as the server advised", readable(w))
+				}
+			case MayHaveCreated:
+				p.Look, p.LookAfter = true, stopped
+				p.Next = fmt.Sprintf("attempt %d met %s: the server may have created the job before failing; the next attempt looks for it first", attempt, describe(err))
+			default:
+				p.Look, p.LookAfter = true, stopped.Add(a.SubmitSettle)
+				p.Next = fmt.Sprintf("attempt %d met %s: the request may still land; the next attempt looks for it from %s, then sends if it finds none",
+					attempt, describe(err), p.LookAfter.UTC().Format(time.RFC3339))
+			}
+			return fail(err)
 		}
-		res = SubmitResult{RequestID: resp.RequestID}
+		p.Look = false
+		res = SubmitResult{RequestID: resp.RequestID, SubmittedAt: time.Now().UTC()}
 	}
-	res.SubmittedAt = time.Now().UTC()
 	message := "submitted"
 	if res.Adopted {
 		message = "adopted the request an unanswered attempt had created"
 	}
 	if _, err := a.Store.UpdateJob(ctx, store.JobUpdate{
 		WorkflowID:  in.WorkflowID,
+		ExecutionID: in.ExecutionID,
 		Attempt:     in.Attempt,
 		Status:      store.StatusSubmitted,
 		RequestID:   res.RequestID,
 		SubmittedAt: &res.SubmittedAt,
 		Message:     message,
 	}); err != nil {
-		// The request exists at the vendor; the retry adopts it.
-		return SubmitResult{}, storeError("record submission", err)
+		if in.RecordLater {
+			// The workflow records it with the database's own retries:
+			// an outage of PostgreSQL spends none of the API's budget.
+			log.Warn("submission accepted but not recorded; the workflow records it", "RequestId", res.RequestID, "Error", err)
+			res.Unrecorded = true
+			return res, nil
+		}
+		// The request exists at the vendor; the next attempt records it.
+		p.RequestID, p.AnsweredAt = res.RequestID, res.SubmittedAt
+		p.Next = fmt.Sprintf("the vendor accepted request %s but it could not be recorded; the next attempt records it", res.RequestID)
+		return fail(storeError("record submission", err))
 	}
 	return res, nil
 }
 
-// settle waits SubmitSettle, so that a request of the previous attempt that
-// the server was still processing when its answer timed out has landed
-// before the attempt looks for it (found by fault-injecting slow answers:
-// without it a retry listed too early and created a second job). It waits
-// on the worker's own clock, whatever the attempt's scheduled time says,
-// so clock skew cannot shorten it.
-func (a *Activities) settle(ctx context.Context) error {
-	if a.SubmitSettle <= 0 {
+// settle waits until a request of an earlier attempt can no longer be
+// landing at the server (until, on the worker's clock), so that looking
+// for it finds it (found by fault-injecting slow answers: a retry that
+// listed too early created a second job). It never waits longer than twice
+// SubmitSettle, whatever the clocks say.
+func (a *Activities) settle(ctx context.Context, until time.Time) error {
+	wait := min(time.Until(until), 2*a.SubmitSettle)
+	if wait <= 0 {
 		return nil
 	}
-	t := time.NewTimer(a.SubmitSettle)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -137,6 +258,26 @@ func (a *Activities) settle(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// describe names an API failure for a person: its status and type.
+func describe(err error) string {
+	typ, status, _ := failureOf(err)
+	if status != 0 {
+		return fmt.Sprintf("HTTP %d (%s)", status, typ)
+	}
+	return typ
+}
+
+// readable writes a duration as a person reads it: 5s, 1m30s, 2h0m.
+func readable(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	case d >= time.Second:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // findEarlierSubmission returns the newest request with the job's

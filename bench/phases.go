@@ -31,6 +31,10 @@ type benchConfig struct {
 	// RateLimit is the account's generation requests per real minute in
 	// the rate phase; RateJobs the batch size there.
 	RateLimit, RateJobs int
+	// RateFaultEvery injects faults in the rate phase: of every
+	// RateFaultEvery jobs, one's first submission is answered 503 and
+	// another's 429 with Retry-After: 2 (0 = none).
+	RateFaultEvery int
 	// LatencyJobs per strategy and setting, started evenly over Arrivals
 	// (real time).
 	LatencyJobs int
@@ -56,7 +60,7 @@ func fullConfig() benchConfig {
 		// Temporal fires no timer sooner than a second after it is set, so
 		// the shortest interval measured (5s) must be at least a second of
 		// real time: 4x faster than real time, not more.
-		Scale: 0.25, RateLimit: 300, RateJobs: 600, LatencyJobs: 50, Arrivals: time.Minute,
+		Scale: 0.25, RateLimit: 300, RateJobs: 600, RateFaultEvery: 20, LatencyJobs: 50, Arrivals: time.Minute,
 		Intervals:      []time.Duration{5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute},
 		RetryIntervals: []time.Duration{10 * time.Second, time.Minute},
 		Targets:        []time.Duration{4 * time.Second, 8 * time.Second, 25 * time.Second, 50 * time.Second},

@@ -188,14 +188,21 @@ func (r *report) rateSection(p func(string, ...any)) {
 	p("One batch of %d jobs per strategy, each on its own account, against a limit of %d generation requests per rolling minute (%.1f minutes of budget; the limit and its one-minute window run in real time, and so do the 1-2-4 s backoffs; every job is queued 1 s and processed 1 s, so that status checks hardly compete with submissions). Submissions per minute = the mean number accepted in a rolling minute while the batch was being submitted (minutes starting every 100 ms from the first acceptance to a minute before the last); budget use = that ÷ the limit, at most 1 by construction. Ours ran alone (the batch command with its defaults); the other three together, each starting its whole batch at once as its source does, stopped %s after starting.",
 		c.RateJobs, c.RateLimit, float64(c.RateJobs)/float64(c.RateLimit), secs(r.rateDeadline()))
 	p("")
-	p("| strategy | accepted | never submitted | submissions/min | budget use | most in a rolling minute | 429 answers | share of generation requests answered 429 |")
-	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	if c.RateFaultEvery > 0 {
+		p("")
+		p("Injected faults, as the vendor sends them: the first submission of one job in %d is answered 503 and of another 429 with `Retry-After: 2` (%.0f%% of the jobs, each fault counted against the limit as the vendor counts every request it answers but those its limiter refuses). Over the whole span (from the first accepted submission to the last, the batch's tail included): accepted/min = accepted submissions ÷ span; budget use = (accepted submissions + injected faults answered) ÷ span ÷ the limit.",
+			c.RateFaultEvery, 200/float64(c.RateFaultEvery))
+	}
+	p("")
+	p("| strategy | accepted | never submitted | submissions/min | budget use | whole span | accepted/min over it | budget use over it | most in a rolling minute | 429 answers | share of generation requests answered 429 |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, x := range r.rate {
 		share := 0.0
 		if x.Generate > 0 {
 			share = float64(x.Limited) / float64(x.Generate)
 		}
-		p("| %s | %d / %d | %d | %.1f | %.3f | %d | %d of %d | %.1f%% |", x.Strategy, x.Accepted, x.Jobs, x.Lost, x.PerMinute, x.Use, x.MaxRollingMinute, x.Limited, x.Generate, share*100)
+		p("| %s | %d / %d | %d | %.1f | %.3f | %s | %.1f | %.3f | %d | %d of %d | %.1f%% |", x.Strategy, x.Accepted, x.Jobs, x.Lost, x.PerMinute, x.Use,
+			secs(x.Span), x.SpanPerMinute, x.SpanUse, x.MaxRollingMinute, x.Limited, x.Generate, share*100)
 	}
 	p("")
 }

@@ -142,6 +142,14 @@ type rateRow struct {
 	Wall              time.Duration
 	// PerFiveSeconds counts the accepted submissions in each 5 seconds.
 	PerFiveSeconds []int
+	// Over the batch's whole span, from its first accepted submission to
+	// its last: accepted submissions per minute, and the generation
+	// requests the vendor counted against the limit (the accepted ones and
+	// the injected faults it answered) ÷ the limit.
+	SpanPerMinute, SpanUse float64
+	// Injected is the number of injected faults the strategy's requests
+	// were answered with.
+	Injected int
 }
 
 // ratePhase runs one batch per strategy against a budget of RateLimit per
@@ -162,6 +170,13 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 		return nil, err
 	}
 	defer emu.close()
+	// A share of 429s and 503s, as the vendor sends: the first submission
+	// of one job in RateFaultEvery is answered 503, of another 429 with
+	// Retry-After: 2 (each counted against the limit, as the vendor counts
+	// every request it answers but those its limiter refuses).
+	if err := injectRateFaults(emu, names, c); err != nil {
+		return nil, err
+	}
 	budgetMinutes := float64(c.RateJobs) / float64(c.RateLimit)
 	deadline := time.Duration((budgetMinutes + 0.5) * float64(time.Minute))
 	walls := map[string]time.Duration{}
@@ -247,6 +262,30 @@ func (b *bench) ratePhase(ctx context.Context) ([]rateRow, error) {
 	return b.rateRows(emu, accounts, walls, lost), nil
 }
 
+// injectRateFaults installs the rate phase's faults for every account.
+func injectRateFaults(emu *emulatorServer, accounts []string, c benchConfig) error {
+	if c.RateFaultEvery <= 0 {
+		return nil
+	}
+	for _, acct := range accounts {
+		for i := range c.RateJobs {
+			var f emulator.Fault
+			switch i % c.RateFaultEvery {
+			case c.RateFaultEvery / 4:
+				f = emulator.Fault{Status: 503}
+			case 3 * c.RateFaultEvery / 4:
+				f = emulator.Fault{Status: 429, Headers: map[string]string{"Retry-After": "2"}}
+			default:
+				continue
+			}
+			if err := emu.SetScenario(emulator.Scenario{ReferenceID: ref(acct, i), SubmitFaults: []emulator.Fault{f}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // rateRows reads each strategy's submissions from the emulator.
 func (b *bench) rateRows(emu *emulatorServer, accounts map[string]string, walls map[string]time.Duration, lost map[string]int) []rateRow {
 	c := b.cfg
@@ -267,6 +306,13 @@ func (b *bench) rateRows(emu *emulatorServer, accounts map[string]string, walls 
 		row.Span, row.PerMinute, row.MaxRollingMinute = rateOf(times)
 		row.PerFiveSeconds = perBucket(times, 5*time.Second)
 		row.Use = row.PerMinute / float64(c.RateLimit)
+		var injected429 int
+		row.Injected, injected429 = injectedServed(emu, acct)
+		row.Limited -= injected429 // the limiter's refusals only
+		if row.Span > 0 {
+			row.SpanPerMinute = float64(len(times)-1) / row.Span.Minutes()
+			row.SpanUse = float64(len(times)-1+row.Injected) / row.Span.Minutes() / float64(c.RateLimit)
+		}
 		for _, q := range st.RequestsByAccount {
 			if q.Account == acct && q.Endpoint == emulator.EndpointGenerate {
 				row.Generate += q.Count
@@ -278,6 +324,33 @@ func (b *bench) rateRows(emu *emulatorServer, accounts map[string]string, walls 
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// injectedServed counts the injected faults the account's generation
+// requests were answered with (all, and the 429s among them): the first
+// answer to each reference_id whose scenario injects one (the emulator's
+// request log).
+func injectedServed(emu *emulatorServer, acct string) (n, n429 int) {
+	faulted := map[string]bool{}
+	for _, sc := range emu.Scenarios() {
+		if strings.HasPrefix(sc.ReferenceID, acct+"-") && len(sc.SubmitFaults) > 0 {
+			faulted[sc.ReferenceID] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range emu.Requests("") {
+		if r.Endpoint != emulator.EndpointGenerate || !faulted[r.ReferenceID] || seen[r.ReferenceID] {
+			continue
+		}
+		seen[r.ReferenceID] = true
+		switch r.Status {
+		case 503:
+			n++
+		case 429:
+			n, n429 = n+1, n429+1
+		}
+	}
+	return n, n429
 }
 
 // pollRow is one strategy at one setting on the shared workload.

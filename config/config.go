@@ -171,13 +171,17 @@ type Jobs struct {
 	// to 30s.
 	PollTargetLatency time.Duration `envconfig:"POLL_TARGET_LATENCY" default:"30s"`
 	// StuckAfter is how long a job may stay queued before one "stuck"
-	// notification is sent (the vendor advises 10 minutes). Defaults to 10m.
+	// notification is sent (the vendor advises 10 minutes). Shorter than
+	// JOB_DEADLINE. Defaults to 10m.
 	StuckAfter time.Duration `envconfig:"JOB_STUCK_AFTER" default:"10m"`
 	// Deadline is how long a job may take from its start before it is
 	// escalated and ended. Defaults to 24h.
 	Deadline time.Duration `envconfig:"JOB_DEADLINE" default:"24h"`
 	// RetryMaxElapsed bounds the total time one API call is retried
-	// (across attempts) before the job is escalated. Defaults to 30m.
+	// (across attempts, counted from the first attempt's start, so that
+	// waiting in a rate-limited task queue spends none of it) before the
+	// job is escalated. At least 3 × CHAMELAION_REQUEST_TIMEOUT. Defaults
+	// to 30m.
 	RetryMaxElapsed time.Duration `envconfig:"RETRY_MAX_ELAPSED" default:"30m"`
 	// RetryInitialInterval is the first retry backoff of an activity.
 	// Defaults to 1s.
@@ -318,6 +322,15 @@ func (c Config) validateCommon() error {
 		if !ch.ok {
 			return &Error{ch.name, ch.want}
 		}
+	}
+	// Values that are valid alone but cannot work together.
+	if least := 3 * c.API.RequestTimeout; c.Jobs.RetryMaxElapsed < least {
+		return &Error{"RETRY_MAX_ELAPSED", fmt.Sprintf("is %s, less than 3 × CHAMELAION_REQUEST_TIMEOUT (%s): a submission that times out (%s), the wait for its request to land before looking for it (%s) and one more attempt must fit in the budget, or every transient failure escalates as RetriesExhausted",
+			c.Jobs.RetryMaxElapsed, least, c.API.RequestTimeout, c.API.RequestTimeout)}
+	}
+	if c.Jobs.StuckAfter >= c.Jobs.Deadline {
+		return &Error{"JOB_STUCK_AFTER", fmt.Sprintf("is %s, not shorter than JOB_DEADLINE (%s): the stuck notification would never fire, the job is escalated at its deadline first",
+			c.Jobs.StuckAfter, c.Jobs.Deadline)}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -132,3 +132,36 @@ func TestRedactURL(t *testing.T) {
 	require.Equal(t, "", RedactURL(""))
 	require.Equal(t, "[unparsable URL]", RedactURL("http://[::1"))
 }
+
+// TestLoadRefusesSettingsThatCannotWork: each value is valid alone, but
+// not with the others, and the message says why.
+func TestLoadRefusesSettingsThatCannotWork(t *testing.T) {
+	cases := []struct {
+		env      map[string]string
+		variable string
+		why      string
+	}{
+		{map[string]string{"RETRY_MAX_ELAPSED": "60s"}, "RETRY_MAX_ELAPSED", "3 × CHAMELAION_REQUEST_TIMEOUT"},
+		{map[string]string{"CHAMELAION_REQUEST_TIMEOUT": "2m", "RETRY_MAX_ELAPSED": "5m"}, "RETRY_MAX_ELAPSED", "every transient failure"},
+		{map[string]string{"JOB_STUCK_AFTER": "24h"}, "JOB_STUCK_AFTER", "shorter than JOB_DEADLINE"},
+		{map[string]string{"JOB_STUCK_AFTER": "2h", "JOB_DEADLINE": "1h"}, "JOB_STUCK_AFTER", "never fire"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.variable, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			var cerr *Error
+			require.ErrorAs(t, err, &cerr)
+			require.Equal(t, tc.variable, cerr.Variable)
+			require.Contains(t, cerr.Error(), tc.why)
+		})
+	}
+	t.Setenv("CHAMELAION_REQUEST_TIMEOUT", "3s")
+	t.Setenv("RETRY_MAX_ELAPSED", "9s")
+	t.Setenv("JOB_STUCK_AFTER", "3s")
+	t.Setenv("JOB_DEADLINE", "4s")
+	_, err := Load()
+	require.NoError(t, err, "at the bounds")
+}

@@ -79,6 +79,17 @@
 // what a polling strategy costs, and how soon it notices completion. The
 // jobs, with these counters, survive a restart with --state-file.
 //
+// GET /_emulator/requests?reference_id=ID (Emulator.Requests) lists the
+// requests naming a reference_id (all requests without the parameter), in
+// arrival order: when each arrived on the emulator's clock, its endpoint,
+// the answered status and any Retry-After. It is how a test checks that a
+// retry came exactly when the server advised. The log keeps the last
+// 100,000 requests.
+//
+// PUT /_emulator/keys {"revoked": true} (Emulator.RevokeKeys) revokes every
+// token, as a key rotated on the vendor's dashboard: every authenticated
+// request is answered 401 "invalid token" until {"revoked": false}.
+//
 // GET /_emulator/jobs/{id} shows one job; PUT /_emulator/quota
 // {"token_quota": N} changes the token quota (a plan upgrade); POST /_emulator/reset forgets
 // everything; DELETE /_emulator/scenarios removes the scenarios.

@@ -92,6 +92,9 @@ type Emulator struct {
 	byAccount  map[accountRequestKey]int
 	lost       int
 	rateLimits int
+	requestLog []RequestRecord
+	// revoked holds the accounts whose tokens are revoked (by token).
+	revoked map[string]bool
 }
 
 // job is one job. Its Go field names are the state file's JSON keys.
@@ -217,6 +220,8 @@ func (e *Emulator) resetLocked() {
 	e.requests = make(map[requestKey]int)
 	e.byAccount = make(map[accountRequestKey]int)
 	e.lost, e.rateLimits = 0, 0
+	e.requestLog = nil
+	e.revoked = make(map[string]bool)
 }
 
 // SetScenario installs (or replaces) the scenario of a reference_id.
@@ -376,12 +381,26 @@ func (e *Emulator) Handler() http.Handler {
 		e.SetTokenQuota(*body.TokenQuota)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("PUT /_emulator/keys", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Revoked *bool `json:"revoked"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Revoked == nil {
+			writeError(w, http.StatusBadRequest, `want {"revoked": true} or {"revoked": false}`)
+			return
+		}
+		e.RevokeKeys(*body.Revoked)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /_emulator/reset", func(w http.ResponseWriter, r *http.Request) {
 		e.Reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /_emulator/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.Stats())
+	})
+	mux.HandleFunc("GET /_emulator/requests", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]RequestRecord{"requests": e.Requests(r.URL.Query().Get("reference_id"))})
 	})
 	mux.HandleFunc("GET /_emulator/jobs", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string][]JobRecord{"jobs": e.Jobs()})
@@ -438,6 +457,8 @@ func (e *Emulator) putScenarios(w http.ResponseWriter, r *http.Request) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// ref is the reference_id the request names, for the request log.
+	ref string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -464,6 +485,7 @@ func (e *Emulator) instrument(endpoint string, auth bool, h func(http.ResponseWr
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
+		arrived := e.cfg.Clock()
 		account := e.accountName(r)
 		defer func() {
 			v := recover()
@@ -474,6 +496,10 @@ func (e *Emulator) instrument(endpoint string, auth bool, h func(http.ResponseWr
 			e.mu.Lock()
 			e.requests[requestKey{endpoint, status}]++
 			e.byAccount[accountRequestKey{account, endpoint, status}]++
+			if endpoint != EndpointHealth {
+				e.logRequestLocked(RequestRecord{At: arrived.UTC(), Endpoint: endpoint, ReferenceID: rec.ref, Status: status,
+					RetryAfter: rec.Header().Get("Retry-After")})
+			}
 			e.mu.Unlock()
 			e.log.Info("request", "endpoint", endpoint, "status", status, "duration", time.Since(start))
 			if v != nil {
@@ -520,6 +546,31 @@ func (e *Emulator) drawRandomFault() (status int, slow time.Duration) {
 }
 
 // authenticate returns the token, or the documented 401 message.
+// validToken says whether a token is configured and not revoked.
+func (e *Emulator) validToken(tok string) bool {
+	if _, ok := e.cfg.APIKeys[tok]; !ok {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.revoked[tok]
+}
+
+// RevokeKeys revokes every configured token (true), as a key rotation on
+// the vendor's dashboard would: every authenticated request is answered
+// 401 "invalid token" until RevokeKeys(false) restores them.
+func (e *Emulator) RevokeKeys(revoked bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for tok := range e.cfg.APIKeys {
+		if revoked {
+			e.revoked[tok] = true
+		} else {
+			delete(e.revoked, tok)
+		}
+	}
+}
+
 func (e *Emulator) authenticate(r *http.Request) (string, string) {
 	authz, hasAuthz := r.Header["Authorization"]
 	key, hasKey := r.Header["X-Api-Key"]
@@ -536,7 +587,7 @@ func (e *Emulator) authenticate(r *http.Request) (string, string) {
 		if strings.TrimSpace(tok) == "" {
 			return "", "missing token"
 		}
-		if _, ok := e.cfg.APIKeys[tok]; !ok {
+		if !e.validToken(tok) {
 			return "", "invalid token"
 		}
 		return tok, ""
@@ -545,7 +596,7 @@ func (e *Emulator) authenticate(r *http.Request) (string, string) {
 		if strings.TrimSpace(tok) == "" {
 			return "", "unauthorized"
 		}
-		if _, ok := e.cfg.APIKeys[tok]; !ok {
+		if !e.validToken(tok) {
 			return "", "invalid token"
 		}
 		return tok, ""
@@ -606,6 +657,7 @@ func (e *Emulator) generate(w http.ResponseWriter, r *http.Request, token string
 			}
 		}
 	}
+	setReferenceID(w, sub.referenceID)
 	e.create(w, r, token, sub)
 }
 
@@ -663,6 +715,7 @@ func (e *Emulator) generateWithMedia(w http.ResponseWriter, r *http.Request, tok
 			break
 		}
 	}
+	setReferenceID(w, sub.referenceID)
 	switch {
 	case sub.problem != "":
 	case !hasVideo:
@@ -831,6 +884,7 @@ func (e *Emulator) getRequest(w http.ResponseWriter, r *http.Request, token stri
 	if j != nil {
 		ref = j.ReferenceID
 	}
+	setReferenceID(w, ref)
 	if sc := e.scenarios[ref]; sc != nil && sc.statusUsed < len(sc.StatusFaults) {
 		f := sc.StatusFaults[sc.statusUsed]
 		sc.statusUsed++
@@ -881,6 +935,7 @@ func (e *Emulator) listRequests(w http.ResponseWriter, r *http.Request, token st
 		}
 	}
 	ref := q.Get("reference_id")
+	setReferenceID(w, ref)
 	now := e.cfg.Clock()
 	e.mu.Lock()
 	if sc := e.scenarios[ref]; ref != "" && sc != nil && sc.listUsed < len(sc.ListFaults) {

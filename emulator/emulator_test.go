@@ -482,3 +482,50 @@ func TestQuotaCanBeRaisedAtRunTime(t *testing.T) {
 	status, _, _ = f.do("PUT", "/_emulator/quota", nil, strings.NewReader(`{"token_quota": -1}`))
 	require.Equal(t, http.StatusBadRequest, status)
 }
+
+func TestRequestLogRecordsArrivalsPerReferenceID(t *testing.T) {
+	f := newFixture(t, emulator.Config{})
+	status, _, _ := f.do("PUT", "/_emulator/scenarios", nil, strings.NewReader(`{"reference_id":"r","submit_faults":[{"status":429,"headers":{"Retry-After":"5"}}]}`))
+	require.Equal(t, 204, status)
+	start := f.clock.Now()
+	status, _, _ = f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("r"))
+	require.Equal(t, 429, status)
+	f.clock.Add(5 * time.Second)
+	status, _, _ = f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("r"))
+	require.Equal(t, 200, status)
+	f.clock.Add(time.Second)
+	f.do("GET", "/api/v1/lipsync/requests/r", auth(), nil)
+	f.do("GET", "/api/v1/lipsync/requests?reference_id=r", auth(), nil)
+	f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("other"))
+
+	got := f.emu.Requests("r")
+	require.Len(t, got, 4)
+	require.Equal(t, emulator.RequestRecord{At: start, Endpoint: emulator.EndpointGenerate, ReferenceID: "r", Status: 429, RetryAfter: "5"}, got[0])
+	require.Equal(t, emulator.RequestRecord{At: start.Add(5 * time.Second), Endpoint: emulator.EndpointGenerate, ReferenceID: "r", Status: 200}, got[1])
+	require.Equal(t, emulator.EndpointGetRequest, got[2].Endpoint)
+	require.Equal(t, emulator.EndpointListRequests, got[3].Endpoint)
+	require.Len(t, f.emu.Requests(""), 5)
+
+	status, body, _ := f.do("GET", "/_emulator/requests?reference_id=r", nil, nil)
+	require.Equal(t, 200, status)
+	require.Len(t, body["requests"], 4)
+	first := body["requests"].([]any)[0].(map[string]any)
+	require.Equal(t, start.Format(time.RFC3339Nano), first["at"])
+	require.Equal(t, float64(429), first["status"])
+}
+
+func TestRevokedKeysAreRefusedUntilRestored(t *testing.T) {
+	f := newFixture(t, emulator.Config{})
+	status, _, _ := f.do("POST", "/api/v1/lipsync/generate", auth(), genBody("k"))
+	require.Equal(t, 200, status)
+	status, _, _ = f.do("PUT", "/_emulator/keys", nil, strings.NewReader(`{"revoked":true}`))
+	require.Equal(t, 204, status)
+	status, body, _ := f.do("GET", "/api/v1/lipsync/requests/k", auth(), nil)
+	require.Equal(t, 401, status)
+	require.Equal(t, "invalid token", body["error"])
+	f.emu.RevokeKeys(false)
+	status, _, _ = f.do("GET", "/api/v1/lipsync/requests/k", auth(), nil)
+	require.Equal(t, 200, status)
+	status, _, _ = f.do("PUT", "/_emulator/keys", nil, strings.NewReader(`{}`))
+	require.Equal(t, 400, status)
+}

@@ -25,6 +25,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/chamelaion-lipsync/worker/lipsync"
 )
 
 // job is one submission of the end-to-end test and what must come of it.
@@ -36,10 +38,13 @@ type job struct {
 	wantReason string // escalation reason of kind failure, "" for none
 	wantStuck  bool
 	wantJobs   int // jobs the emulator must have created for the reference_id
+	args       []string
 }
 
 func TestEndToEnd(t *testing.T) {
-	s := startStack(t, "JOB_STUCK_AFTER=3s", "MAX_POLLS_PER_RUN=10")
+	// A budget of 600 submissions a minute: the rate-limited queue never
+	// spaces the retries whose timing the test checks.
+	s := startStack(t, "JOB_STUCK_AFTER=3s", "MAX_POLLS_PER_RUN=10", "CHAMELAION_RATE_LIMIT_PER_MINUTE=600")
 	jobs := []job{
 		{ref: "e2e-ok-1", wantStatus: "completed", wantJobs: 1},
 		{ref: "e2e-ok-2", wantStatus: "completed", wantJobs: 1},
@@ -53,6 +58,8 @@ func TestEndToEnd(t *testing.T) {
 		{ref: "e2e-failed", scenario: `"outcome":"failed","error_message":"video URL is not accessible"`, wantExit: 1, wantStatus: "failed", wantReason: "JobFailed", wantJobs: 1},
 		{ref: "e2e-stuck", scenario: `"queued_for":"6s"`, wantStatus: "completed", wantStuck: true, wantJobs: 1},
 		{ref: "e2e-long", scenario: `"processing_for":"30s"`, wantStatus: "completed", wantJobs: 1},
+		// Queued past its 2 s deadline: escalated, then resumed by a human.
+		{ref: "e2e-resume", scenario: `"queued_for":"6s"`, args: []string{"--deadline", "2s"}, wantExit: 1, wantStatus: "failed", wantReason: "DeadlineExceeded", wantJobs: 1},
 	}
 	var scen []string
 	for _, j := range jobs {
@@ -71,8 +78,8 @@ func TestEndToEnd(t *testing.T) {
 	results := make(map[string]outcome)
 	var mu sync.Mutex
 	parallel(jobs, func(j job) {
-		out, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", j.ref, "--batch-id", "itest-batch",
-			"--video-url", mediaURL(j.ref, "video"), "--audio-url", mediaURL(j.ref, "audio"))
+		out, errOut, code := s.starter(ctx, append([]string{"submit", "--wait", "--reference-id", j.ref, "--batch-id", "itest-batch",
+			"--video-url", mediaURL(j.ref, "video"), "--audio-url", mediaURL(j.ref, "audio")}, j.args...)...)
 		mu.Lock()
 		results[j.ref] = outcome{out, errOut, code}
 		mu.Unlock()
@@ -188,7 +195,7 @@ func TestEndToEnd(t *testing.T) {
 			want  []string
 		}{
 			{fmt.Sprintf(`ExecutionStatus = "Running" AND LipsyncStatus = "queued" AND LipsyncStatusSince < "%s"`, queuedBefore), []string{"lipsync-e2e-queued-long"}},
-			{`LipsyncBatchId = "itest-batch" AND LipsyncEscalated IS NOT NULL`, []string{"lipsync-e2e-400", "lipsync-e2e-412", "lipsync-e2e-failed"}},
+			{`LipsyncBatchId = "itest-batch" AND LipsyncEscalated IS NOT NULL`, []string{"lipsync-e2e-400", "lipsync-e2e-412", "lipsync-e2e-failed", "lipsync-e2e-resume"}},
 			{`LipsyncEscalated = "QuotaExceeded"`, []string{"lipsync-e2e-412"}},
 		}
 		for _, q := range queries {
@@ -221,6 +228,20 @@ func TestEndToEnd(t *testing.T) {
 		_, errOut, code = resolve("lipsync-e2e-failed", "abandon", "--note", "media deleted upstream", "--by", "itest-operator")
 		require.Equal(t, 0, code, errOut)
 
+		// A deadline is answered by resume: the same request, polled on.
+		_, errOut, code = resolve("e2e-failed", "resume")
+		require.Equal(t, 1, code, "the job is no longer waiting")
+		_, errOut, code = resolve("e2e-400", "resume")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "cannot resume: it has no request to poll")
+		out, errOut, code = resolve("e2e-resume", "resume", "--note", "queued longer than usual", "--by", "itest-operator")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "resume accepted for attempt 1")
+		out, errOut, code = s.starter(ctx, "submit", "--wait", "--reference-id", "e2e-resume",
+			"--video-url", mediaURL("e2e-resume", "video"), "--audio-url", mediaURL("e2e-resume", "audio"))
+		require.Equal(t, 0, code, "the resumed job completes: %s %s", out, errOut)
+		require.Equal(t, 1, s.stats().JobsByReference["e2e-resume"], "resume submitted nothing")
+
 		_, errOut, code = resolve("e2e-400", "maybe")
 		require.Equal(t, 2, code)
 		require.Contains(t, errOut, `unknown action "maybe"`)
@@ -245,6 +266,10 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, conn.QueryRow(ctx, `SELECT resolution, resolution_note FROM escalations WHERE workflow_id = 'lipsync-e2e-failed' AND kind = 'failure'`).Scan(&resolution, &note))
 		require.Equal(t, []string{"abandon", "media deleted upstream"}, []string{resolution, note})
 		require.Equal(t, 1, s.stats().JobsByReference["e2e-412"], "the retry submitted exactly once")
+		require.NoError(t, conn.QueryRow(ctx, `SELECT status, attempt FROM lipsync_jobs WHERE workflow_id = 'lipsync-e2e-resume'`).Scan(&status, &attempt))
+		require.Equal(t, []any{"completed", 2}, []any{status, attempt}, "the resumed attempt's row")
+		require.NoError(t, conn.QueryRow(ctx, `SELECT resolution FROM escalations WHERE workflow_id = 'lipsync-e2e-resume' AND kind = 'failure'`).Scan(&resolution))
+		require.Equal(t, "resume", resolution)
 	})
 
 	t.Run("metrics count what happened and healthz reflects the connections", func(t *testing.T) {
@@ -272,6 +297,70 @@ func TestEndToEnd(t *testing.T) {
 		require.Contains(t, httpGet(t, s.opsURL+"/healthz"), `"postgres":"ok"`)
 	})
 
+	t.Run("a retried submission goes when the server advised, and waits only for a request that may land", func(t *testing.T) {
+		// Issue 13, defect 1: after a 429 with Retry-After: 3 the next
+		// generation request arrives 3 to 5 s later (it used to wait one
+		// more request timeout, 3 s here); after a 503 the next arrives
+		// after the retry backoff (200 ms, 400 ms) and one lookup, well
+		// within the 3 s it used to wait.
+		s.scenarios(`[{"reference_id":"e2e-advised-429","submit_faults":[{"status":429,"headers":{"Retry-After":"3"}}]},` +
+			`{"reference_id":"e2e-advised-503","submit_faults":[503,503]}]`)
+		var mu sync.Mutex
+		ended := map[string]string{}
+		parallel([]string{"e2e-advised-429", "e2e-advised-503"}, func(ref string) {
+			_, errOut, code := s.starter(ctx, "submit", "--wait", "--reference-id", ref, "--video-url", mediaURL(ref, "video"), "--audio-url", mediaURL(ref, "audio"))
+			mu.Lock()
+			defer mu.Unlock()
+			ended[ref] = fmt.Sprintf("exit %d: %s", code, errOut)
+		})
+		for ref, out := range ended {
+			require.True(t, strings.HasPrefix(out, "exit 0: "), "%s: %s", ref, out)
+		}
+		gaps := func(ref string) []time.Duration {
+			var at []time.Time
+			for _, r := range s.requests(ref) {
+				if r.Endpoint == "POST /v1/lipsync/generate" {
+					at = append(at, r.At)
+				}
+			}
+			var out []time.Duration
+			for i := 1; i < len(at); i++ {
+				out = append(out, at[i].Sub(at[i-1]))
+			}
+			return out
+		}
+		g := gaps("e2e-advised-429")
+		require.Len(t, g, 1)
+		require.GreaterOrEqual(t, g[0], 3*time.Second, "not before the advised wait")
+		require.LessOrEqual(t, g[0], 5*time.Second, "no later than 2 s after it")
+		g = gaps("e2e-advised-503")
+		require.Len(t, g, 2)
+		for _, d := range g {
+			require.Less(t, d, 3*time.Second, "a 503 is answered: no wait (3 s here) for a request to land")
+		}
+		t.Logf("gaps between generation requests: after a 429 (Retry-After: 3) %s; after two 503s %v", gaps("e2e-advised-429")[0].Round(time.Millisecond), g)
+		require.Equal(t, 1, s.stats().JobsByReference["e2e-advised-503"])
+		require.Contains(t, ended["e2e-advised-429"], "completed in", "submit --wait says how long the job took")
+	})
+
+	t.Run("timers and activities say what they are for", func(t *testing.T) {
+		h := history(ctx, t, tc, "lipsync-e2e-ok-1", "")
+		var timers, activities []string
+		for _, ev := range h.Events {
+			summary := string(ev.GetUserMetadata().GetSummary().GetData())
+			switch {
+			case ev.GetTimerStartedEventAttributes() != nil:
+				timers = append(timers, summary)
+			case ev.GetActivityTaskScheduledEventAttributes() != nil:
+				activities = append(activities, summary)
+			}
+		}
+		require.NotEmpty(t, timers)
+		require.Contains(t, timers[0], "check 1 at ")
+		require.Contains(t, strings.Join(activities, "\n"), "submit attempt 1")
+		require.Contains(t, strings.Join(activities, "\n"), "check 1 of request ")
+	})
+
 	t.Run("every run of a long job keeps its history bounded", func(t *testing.T) {
 		runs := runHistories(ctx, t, tc, "lipsync-e2e-long")
 		require.Greater(t, len(runs), 1)
@@ -287,7 +376,7 @@ func TestEndToEnd(t *testing.T) {
 
 	if dir := os.Getenv("LIPSYNC_RECORD_HISTORIES"); dir != "" {
 		var ids []string
-		for _, ref := range []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long"} {
+		for _, ref := range []string{"e2e-ok-1", "e2e-429", "e2e-status-500", "e2e-lost-reset", "e2e-412", "e2e-failed", "e2e-stuck", "e2e-long", "e2e-resume"} {
 			ids = append(ids, "lipsync-"+ref)
 		}
 		recordHistories(ctx, t, tc, dir, ids)
@@ -366,6 +455,25 @@ func recordHistories(ctx context.Context, t *testing.T, tc client.Client, dir st
 	t.Logf("recorded histories of %d workflows into %s", len(workflowIDs), dir)
 }
 
+// requestRecord is one entry of the emulator's request log.
+type requestRecord struct {
+	At       time.Time `json:"at"`
+	Endpoint string    `json:"endpoint"`
+	Status   int       `json:"status"`
+}
+
+// requests reads the emulator's log of the requests naming a reference_id.
+func (s *stack) requests(ref string) []requestRecord {
+	resp, err := http.Get(s.emulatorURL + "/_emulator/requests?reference_id=" + ref)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Requests []requestRecord `json:"requests"`
+	}
+	require.NoError(s.t, json.NewDecoder(resp.Body).Decode(&body))
+	return body.Requests
+}
+
 var workflowIDField = regexp.MustCompile(`"workflowId":\s*"([^"]+)"`)
 
 // cli runs the Temporal CLI against the stack's server.
@@ -406,4 +514,46 @@ func httpGet(t *testing.T, url string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", url, b)
 	return string(b)
+}
+
+// TestSubmissionsQueuedBehindTheRateLimitKeepTheirRetryBudget: 30 jobs
+// started at once share a budget of 60 submissions a minute, so the last
+// waits about 30 s on the rate-limited submit queue before its first
+// attempt, longer than RETRY_MAX_ELAPSED (9 s). The retry budget counts
+// from a call's first attempt, not from its scheduling (issue 13, defect
+// 5): every job completes, none escalates as RetriesExhausted.
+func TestSubmissionsQueuedBehindTheRateLimitKeepTheirRetryBudget(t *testing.T) {
+	s := startStack(t, "CHAMELAION_RATE_LIMIT_PER_MINUTE=60", "RETRY_MAX_ELAPSED=9s", "ESCALATION_DECISION_WAIT=0")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tc, err := client.Dial(client.Options{HostPort: s.temporal.Address, Namespace: "default"})
+	require.NoError(t, err)
+	defer tc.Close()
+	jobs := lipsync.NewClient(tc, "itest")
+	var refs []string
+	for i := range 30 {
+		refs = append(refs, fmt.Sprintf("queued-%02d", i))
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	failed := map[string]string{}
+	parallel(refs, func(ref string) {
+		run, err := jobs.Submit(ctx, lipsync.Job{Video: mediaURL(ref, "video"), Audio: mediaURL(ref, "audio"), ReferenceID: ref})
+		if err == nil {
+			_, err = run.Wait(ctx)
+		}
+		if err != nil {
+			mu.Lock()
+			failed[ref] = err.Error()
+			mu.Unlock()
+		}
+	})
+	took := time.Since(start)
+	require.Empty(t, failed, "jobs that waited in the queue longer than RETRY_MAX_ELAPSED must not escalate")
+	require.Greater(t, took, 20*time.Second, "the queue did hold the last jobs longer than the budget")
+	st := s.stats()
+	for _, ref := range refs {
+		require.Equal(t, 1, st.JobsByReference[ref], ref)
+	}
+	t.Logf("30 jobs at 60 submissions a minute with a 9 s retry budget: all completed in %s", took.Round(time.Second))
 }

@@ -66,6 +66,7 @@ func (c *Client) SubmitBatch(ctx context.Context, b Batch) (*BatchRun, error) {
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            fmt.Sprintf("lip-sync batch `%s`: %d jobs", b.BatchID, batchSize(b)),
 	}, workflows.BatchWorkflowName, b)
 	run := &BatchRun{BatchID: b.BatchID, WorkflowID: id, client: c}
 	if err == nil {
@@ -236,4 +237,12 @@ func encodedSize(b Batch) (int, error) {
 		return 0, fmt.Errorf("lipsync: encode batch %s: %w", b.BatchID, err)
 	}
 	return p.Size(), nil
+}
+
+// batchSize is how many jobs the batch holds.
+func batchSize(b Batch) int {
+	if b.Source != nil {
+		return b.Source.Jobs
+	}
+	return len(b.Jobs)
 }

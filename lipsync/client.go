@@ -89,6 +89,8 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// What the Web UI shows of the job at a glance (never a URL).
+		StaticSummary: fmt.Sprintf("lip-sync job `%s`", job.ReferenceID),
 	}, workflows.WorkflowName, job)
 	if err == nil {
 		return &Run{WorkflowID: id, ReferenceID: job.ReferenceID, run: run, client: c}, nil

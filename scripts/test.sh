@@ -3,11 +3,12 @@
 # checks formatting and vet, then runs the fast tier (unit tests; database
 # tests start their own PostgreSQL) and the integration tier against real
 # parts it starts itself: Temporal, PostgreSQL, the emulator, worker and
-# starter binaries. The integration tier runs twice: every test on the
-# Temporal dev server built from the pinned CLI, then the end-to-end, batch,
-# encryption and run-command tests and the cluster's fault suite on the
-# cluster (the server built from tools/temporal-server on PostgreSQL, one
-# process per service; LIPSYNC_TEMPORAL_BACKEND=cluster).
+# starter binaries. The integration tier runs on two backends: every test on
+# the Temporal dev server built from the pinned CLI, and the end-to-end,
+# batch, encryption and run-command tests and the cluster's fault suite on
+# the cluster (the server built from tools/temporal-server on PostgreSQL, one
+# process per service; LIPSYNC_TEMPORAL_BACKEND=cluster); the two fault
+# suites run beside the other tests.
 # Extra arguments are passed to every `go test` run (for example -run X).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,25 +44,36 @@ echo "$TEMPORAL_SERVER_DIR"
 banner "fast tier: go test -race ./..."
 go test -race -count=1 "$@" ./...
 
-banner "integration tier on the dev server: real Temporal, PostgreSQL, emulator, worker, starter"
-go test -race -count=1 -tags integration -timeout 30m -skip '^TestFaultsCluster$' "$@" ./integration/...
-
-banner "integration tier on the cluster: PostgreSQL persistence, one process per service"
 cluster_tests='^(TestEndToEnd|TestBatch|TestHistoriesAreEncryptedWithTheCodec|TestRunCommand)$'
-cluster() { LIPSYNC_TEMPORAL_BACKEND=cluster go test -race -count=1 -tags integration -timeout 30m "$@" ./integration/...; }
+dev() { go test -race -count=1 -tags integration -timeout 45m "$@" ./integration/...; }
+cluster() { LIPSYNC_TEMPORAL_BACKEND=cluster go test -race -count=1 -tags integration -timeout 45m "$@" ./integration/...; }
 if [ $# -gt 0 ]; then
+  banner "integration tier on the dev server: real Temporal, PostgreSQL, emulator, worker, starter"
+  dev -skip '^TestFaultsCluster$' "$@"
+  banner "integration tier on the cluster: PostgreSQL persistence, one process per service"
   cluster -run "$cluster_tests|^TestFaultsCluster\$" "$@"
 else
-  # The cluster's fault suite is paced by its rate budget (six minutes,
-  # mostly waiting): it runs beside the other cluster tests, each on a
-  # cluster of its own, after one build of the test binary.
-  cluster -run '^$' >/dev/null
+  # The tier is mostly waiting (timers, outages, rate budgets: about half a
+  # core busy on average), so it runs as two lines side by side, each test
+  # on parts of its own: the two fault suites one after the other, and
+  # every other test, on the dev server and then on the cluster. One build
+  # of the test binary first.
+  dev -run '^$' >/dev/null
   logs=$(mktemp -d)
-  cluster -run '^TestFaultsCluster$' >"$logs/faults" 2>&1 &
+  {
+    failed=0
+    dev -run '^TestFaults$' || failed=1
+    cluster -run '^TestFaultsCluster$' || failed=1
+    exit "$failed"
+  } >"$logs/faults" 2>&1 &
   faults=$!
   status=0
+  banner "integration tier on the dev server: real Temporal, PostgreSQL, emulator, worker, starter"
+  dev -skip '^TestFaults(Cluster)?$' || status=1
+  banner "integration tier on the cluster: PostgreSQL persistence, one process per service"
   cluster -run "$cluster_tests" || status=1
   wait "$faults" || status=1
+  banner "fault suites, beside the above: TestFaults on the dev server, then TestFaultsCluster on the cluster"
   cat "$logs/faults"
   rm -rf "$logs"
   [ "$status" -eq 0 ]

@@ -3,7 +3,7 @@
 //	starter submit --video-url URL --audio-url URL [--reference-id ID]
 //	               [--disable-active-speaker-detection] [--wait]
 //	starter status --reference-id ID
-//	starter resolve <reference-id> retry|abandon
+//	starter resolve <reference-id> retry|resume|abandon
 //	starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N] [--wait] [--skip-invalid]
 //	starter batch-status <batch-id>
 //	starter batch-resolve <batch-id> resume|abort
@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.temporal.io/sdk/client"
 
@@ -48,7 +49,7 @@ const usage = `usage:
   starter submit --media-from FILE|- ...   (the URLs from a file or standard
                  input, out of sight of ps: lines video_url=URL, audio_url=URL)
   starter status --reference-id ID
-  starter resolve <reference-id> retry|abandon [--note TEXT] [--by NAME]
+  starter resolve <reference-id> retry|resume|abandon [--note TEXT] [--by NAME]
   starter batch --file jobs.csv|jobs.jsonl [--batch-id ID] [--concurrency N]
                 [--max-pending N] [--wait] [--skip-invalid] [--results FILE]
   starter batch-status <batch-id>
@@ -249,7 +250,7 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 			WaitingForDecision bool
 			Resolve            string
 		}{run.WorkflowID, waiting.Status.Escalated, waiting.Status.LastError, true,
-			fmt.Sprintf("starter resolve %s retry|abandon --note TEXT", run.ReferenceID)})
+			fmt.Sprintf("starter resolve %s retry|resume|abandon --note TEXT", run.ReferenceID)})
 		return fmt.Errorf("job %s escalated: %s: %s (waiting for a decision)", run.WorkflowID, waiting.Status.Escalated, waiting.Status.LastError)
 	}
 	if err != nil {
@@ -262,7 +263,41 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		}
 		return err
 	}
-	return enc.Encode(res)
+	fmt.Fprintln(stderr, describe(res))
+	return enc.Encode(printed{Result: res, Took: readable(res.Duration)})
+}
+
+// printed is a completed job as submit --wait prints it: the result's
+// JSON, and how long it took as a person reads it.
+type printed struct {
+	lipsync.Result
+	// Took is the result's Duration (nanoseconds) written as 3m15s.
+	Took string
+}
+
+// describe says in one line how a completed job went.
+func describe(res lipsync.Result) string {
+	runs := ""
+	if res.Runs > 1 {
+		runs = fmt.Sprintf(" over %d workflow runs", res.Runs)
+	}
+	adopted := ""
+	if res.Adopted {
+		adopted = " (the request of an unanswered submission, adopted)"
+	}
+	return fmt.Sprintf("job %s completed in %s%s: submitted %s after it started, %d status checks%s",
+		res.ReferenceID, readable(res.Duration), adopted, readable(res.SubmittedAt.Sub(res.StartedAt)), res.StatusChecks, runs)
+}
+
+// readable writes a duration as a person reads it: 850ms, 5s, 1m30s, 2h5m.
+func readable(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	case d >= time.Second:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func status(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
@@ -293,7 +328,7 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout, stder
 }
 
 func resolve(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	job, action, note, by, err := decisionArgs("resolve", "<reference-id|workflow-id> retry|abandon", args, stderr)
+	job, action, note, by, err := decisionArgs("resolve", "<reference-id|workflow-id> retry|resume|abandon", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/chamelaion-lipsync/worker/lipsync"
 )
 
 // TestBadInputIsRefusedBeforeConnecting: usage errors and invalid jobs exit
@@ -37,4 +41,18 @@ func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
 	var stderr bytes.Buffer
 	require.Equal(t, 2, run(context.Background(), []string{"status", "--reference-id", "x"}, io.Discard, &stderr))
 	require.Contains(t, stderr.String(), "TEMPORAL_TASK_QUEUE")
+}
+
+func TestACompletedJobIsPrintedWithReadableDurations(t *testing.T) {
+	start := time.Date(2026, 4, 7, 10, 0, 0, 0, time.UTC)
+	res := lipsync.Result{ReferenceID: "ep-1", RequestID: "req-1", Status: "completed", StartedAt: start,
+		SubmittedAt: start.Add(1500 * time.Millisecond), FinishedAt: start.Add(3*time.Minute + 15*time.Second),
+		Duration: 3*time.Minute + 15*time.Second, StatusChecks: 6, Runs: 1}
+	require.Equal(t, "job ep-1 completed in 3m15s: submitted 2s after it started, 6 status checks", describe(res))
+	b, err := json.Marshal(printed{Result: res, Took: readable(res.Duration)})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"Duration":195000000000`, "the result's JSON is unchanged")
+	require.Contains(t, string(b), `"Took":"3m15s"`)
+	require.Equal(t, "26h5m", readable(26*time.Hour+5*time.Minute+10*time.Second))
+	require.Equal(t, "850ms", readable(850*time.Millisecond))
 }

@@ -125,23 +125,97 @@ type NewJob struct {
 	// strings removed (the caller redacts).
 	VideoSource string
 	AudioSource string
+	// ExecutionID names the execution of the job's workflow recording it,
+	// and Attempt the attempt it starts ("" = unnamed, see RecordJob).
+	ExecutionID string
+	Attempt     int
 }
 
-// RecordJob inserts the job in state pending with its first event.
-// Recording a job that exists is a no-op.
+// RecordJob records the start of an attempt of a job, in state pending.
+//
+// Without an ExecutionID (the callers before executions were named) it
+// inserts the row with its first event, and recording a job that exists
+// is a no-op. With one, the row belongs to that execution of the job's
+// workflow:
+//   - no row: inserted for the attempt;
+//   - the row is the execution's: an attempt above the row's resets the row
+//     for it (nothing of the earlier attempt's request, output, error,
+//     checks or times stays); anything else is a no-op, so retries are
+//     harmless;
+//   - the row is another execution's (the reference_id ran before and its
+//     job ended): the new execution takes it over and resets it. The
+//     earlier executions' events stay, with their execution_id; their
+//     escalations stay too, their keys marked with the execution they
+//     belonged to (so that the new execution's attempts escalate afresh)
+//     and any left unanswered recorded as expired.
+//
+// Every reset appends a pending event for the attempt.
 func (s *Store) RecordJob(ctx context.Context, j NewJob) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO lipsync_jobs (workflow_id, reference_id, batch_id, status, video_source, audio_source)
-			VALUES ($1, $2, NULLIF($3, ''), 'pending', $4, $5)
-			ON CONFLICT (workflow_id) DO NOTHING`,
-			j.WorkflowID, j.ReferenceID, j.BatchID, j.VideoSource, j.AudioSource)
-		if err != nil || tag.RowsAffected() == 0 {
+		if j.ExecutionID == "" {
+			tag, err := tx.Exec(ctx, `
+				INSERT INTO lipsync_jobs (workflow_id, reference_id, batch_id, status, video_source, audio_source)
+				VALUES ($1, $2, NULLIF($3, ''), 'pending', $4, $5)
+				ON CONFLICT (workflow_id) DO NOTHING`,
+				j.WorkflowID, j.ReferenceID, j.BatchID, j.VideoSource, j.AudioSource)
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+			_, err = tx.Exec(ctx, `
+				INSERT INTO lipsync_job_events (workflow_id, attempt, status, message)
+				VALUES ($1, 1, 'pending', 'recorded') ON CONFLICT DO NOTHING`, j.WorkflowID)
 			return err
 		}
+		attempt := max(j.Attempt, 1)
+		var cur int
+		var exec *string
+		err := tx.QueryRow(ctx, `SELECT attempt, execution_id FROM lipsync_jobs WHERE workflow_id = $1 FOR UPDATE`, j.WorkflowID).Scan(&cur, &exec)
+		message := "recorded"
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO lipsync_jobs (workflow_id, reference_id, batch_id, attempt, status, video_source, audio_source, execution_id)
+				VALUES ($1, $2, NULLIF($3, ''), $4, 'pending', $5, $6, $7)`,
+				j.WorkflowID, j.ReferenceID, j.BatchID, attempt, j.VideoSource, j.AudioSource, j.ExecutionID); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case exec != nil && *exec == j.ExecutionID:
+			if attempt <= cur {
+				return nil
+			}
+			message = fmt.Sprintf("attempt %d", attempt)
+			if err := resetJob(ctx, tx, j, attempt); err != nil {
+				return err
+			}
+		default:
+			earlier := "an earlier execution"
+			if exec != nil {
+				earlier = "execution " + *exec
+			}
+			message = fmt.Sprintf("recorded again: a new execution of the job (the earlier events belong to %s)", earlier)
+			suffix := "@" + earlier
+			if exec == nil {
+				suffix = "@before-" + j.ExecutionID
+			}
+			if _, err := tx.Exec(ctx, `
+				UPDATE escalations SET
+					escalation_key = escalation_key || $2,
+					resolved_at = COALESCE(resolved_at, now()),
+					resolution = COALESCE(resolution, 'expired'),
+					resolved_by = COALESCE(resolved_by, 'a new execution of the job')
+				WHERE workflow_id = $1 AND escalation_key = workflow_id || '/' || attempt || '/' || kind`,
+				j.WorkflowID, suffix); err != nil {
+				return err
+			}
+			if err := resetJob(ctx, tx, j, attempt); err != nil {
+				return err
+			}
+		}
 		_, err = tx.Exec(ctx, `
-			INSERT INTO lipsync_job_events (workflow_id, attempt, status, message)
-			VALUES ($1, 1, 'pending', 'recorded') ON CONFLICT DO NOTHING`, j.WorkflowID)
+			INSERT INTO lipsync_job_events (workflow_id, attempt, status, message, execution_id)
+			VALUES ($1, $2, 'pending', $3, $4) ON CONFLICT DO NOTHING`, j.WorkflowID, attempt, message, j.ExecutionID)
 		return err
 	})
 	if err != nil {
@@ -150,9 +224,42 @@ func (s *Store) RecordJob(ctx context.Context, j NewJob) error {
 	return nil
 }
 
+// resetJob gives the row to an attempt of an execution, in state pending.
+func resetJob(ctx context.Context, tx pgx.Tx, j NewJob, attempt int) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE lipsync_jobs SET
+			execution_id = $2, attempt = $3, status = 'pending',
+			reference_id = $4, batch_id = NULLIF($5, ''), video_source = $6, audio_source = $7,
+			request_id = NULL, output_url = NULL, error_type = NULL, error_message = NULL, http_status = NULL,
+			status_checks = 0, submitted_at = NULL, started_at = NULL, finished_at = NULL, updated_at = now()
+		WHERE workflow_id = $1`,
+		j.WorkflowID, j.ExecutionID, attempt, j.ReferenceID, j.BatchID, j.VideoSource, j.AudioSource)
+	return err
+}
+
+// EarlierRequestIDs returns the vendor requests recorded for the job
+// before the given attempt of the given execution: those of its earlier
+// attempts and of earlier executions. A submission never adopts them.
+func (s *Store) EarlierRequestIDs(ctx context.Context, workflowID, executionID string, attempt int) ([]string, error) {
+	rows, _ := s.pool.Query(ctx, `
+		SELECT DISTINCT request_id FROM lipsync_job_events
+		WHERE workflow_id = $1 AND request_id IS NOT NULL
+		  AND (execution_id IS DISTINCT FROM NULLIF($2, '') OR attempt < $3)
+		ORDER BY request_id`, workflowID, executionID, attempt)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: earlier requests of %s: %w", workflowID, err)
+	}
+	return ids, nil
+}
+
 // JobUpdate moves a job forward. Zero fields leave columns as they are.
 type JobUpdate struct {
-	WorkflowID   string
+	WorkflowID string
+	// ExecutionID, when set, names the execution writing: an update of
+	// another execution than the row's is stale (a late write of an ended
+	// execution never touches its successor's row).
+	ExecutionID  string
 	Attempt      int
 	Status       Status
 	RequestID    string
@@ -172,9 +279,11 @@ type JobUpdate struct {
 // UpdateJob applies u if it moves the job forward: a higher attempt; or the
 // same attempt and a status of higher rank; or the same attempt and the same
 // non-terminal status (refreshing fields such as status_checks). A late
-// "processing" never overwrites "completed". A status change appends one
-// event. It returns applied=false for a stale update and ErrNotFound for an
-// unknown job.
+// "processing" never overwrites "completed". Within an attempt, zero fields
+// leave columns as they are; a higher attempt replaces them all (nothing of
+// an earlier attempt's request, output or error stays on the row). A
+// status change appends one event. It returns applied=false for a stale
+// update and ErrNotFound for an unknown job.
 func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err error) {
 	rank := u.Status.rank()
 	if rank < 0 {
@@ -186,8 +295,9 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var curStatus Status
 		var curAttempt int
-		err := tx.QueryRow(ctx, `SELECT status, attempt FROM lipsync_jobs WHERE workflow_id = $1 FOR UPDATE`, u.WorkflowID).
-			Scan(&curStatus, &curAttempt)
+		var exec *string
+		err := tx.QueryRow(ctx, `SELECT status, attempt, execution_id FROM lipsync_jobs WHERE workflow_id = $1 FOR UPDATE`, u.WorkflowID).
+			Scan(&curStatus, &curAttempt, &exec)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -196,6 +306,8 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 		}
 		changed := u.Attempt > curAttempt || curStatus != u.Status
 		switch {
+		case u.ExecutionID != "" && (exec == nil || *exec != u.ExecutionID):
+			return nil
 		case u.Attempt > curAttempt:
 		case u.Attempt < curAttempt:
 			return nil
@@ -204,23 +316,24 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 		default:
 			return nil
 		}
+		// $13: a new attempt, whose row keeps nothing of the earlier one.
 		_, err = tx.Exec(ctx, `
 			UPDATE lipsync_jobs SET
 				attempt       = $2,
 				status        = $3,
-				request_id    = COALESCE(NULLIF($4, ''), request_id),
-				output_url    = COALESCE(NULLIF($5, ''), output_url),
-				error_type    = COALESCE(NULLIF($6, ''), error_type),
-				error_message = COALESCE(NULLIF($7, ''), error_message),
-				http_status   = COALESCE(NULLIF($8, 0), http_status),
-				status_checks = GREATEST(status_checks, $9),
-				submitted_at  = COALESCE($10, submitted_at),
-				started_at    = COALESCE($11, started_at),
-				finished_at   = COALESCE($12, finished_at),
+				request_id    = CASE WHEN $13 THEN NULLIF($4, '') ELSE COALESCE(NULLIF($4, ''), request_id) END,
+				output_url    = CASE WHEN $13 THEN NULLIF($5, '') ELSE COALESCE(NULLIF($5, ''), output_url) END,
+				error_type    = CASE WHEN $13 THEN NULLIF($6, '') ELSE COALESCE(NULLIF($6, ''), error_type) END,
+				error_message = CASE WHEN $13 THEN NULLIF($7, '') ELSE COALESCE(NULLIF($7, ''), error_message) END,
+				http_status   = CASE WHEN $13 THEN NULLIF($8, 0) ELSE COALESCE(NULLIF($8, 0), http_status) END,
+				status_checks = CASE WHEN $13 THEN $9 ELSE GREATEST(status_checks, $9) END,
+				submitted_at  = CASE WHEN $13 THEN $10 ELSE COALESCE($10, submitted_at) END,
+				started_at    = CASE WHEN $13 THEN $11 ELSE COALESCE($11, started_at) END,
+				finished_at   = CASE WHEN $13 THEN $12 ELSE COALESCE($12, finished_at) END,
 				updated_at    = now()
 			WHERE workflow_id = $1`,
 			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.OutputURL, u.ErrorType, u.ErrorMessage,
-			u.HTTPStatus, u.StatusChecks, u.SubmittedAt, u.StartedAt, u.FinishedAt)
+			u.HTTPStatus, u.StatusChecks, u.SubmittedAt, u.StartedAt, u.FinishedAt, u.Attempt > curAttempt)
 		if err != nil {
 			return err
 		}
@@ -229,10 +342,10 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 			return nil
 		}
 		_, err = tx.Exec(ctx, `
-			INSERT INTO lipsync_job_events (workflow_id, attempt, status, request_id, message)
-			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))
-			ON CONFLICT (workflow_id, attempt, status) DO NOTHING`,
-			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.Message)
+			INSERT INTO lipsync_job_events (workflow_id, attempt, status, request_id, message, execution_id)
+			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6)
+			ON CONFLICT DO NOTHING`,
+			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.Message, exec)
 		return err
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -306,6 +419,9 @@ type Job struct {
 	FinishedAt   *time.Time `db:"finished_at"`
 	CreatedAt    time.Time  `db:"created_at"`
 	UpdatedAt    time.Time  `db:"updated_at"`
+	// ExecutionID names the execution of the job's workflow the row
+	// belongs to (nil for rows recorded before executions were named).
+	ExecutionID *string `db:"execution_id"`
 }
 
 // GetJob reads one job.
@@ -330,6 +446,9 @@ type JobEvent struct {
 	RequestID  *string   `db:"request_id"`
 	Message    *string   `db:"message"`
 	OccurredAt time.Time `db:"occurred_at"`
+	// ExecutionID names the execution of the job's workflow the event
+	// belongs to (nil before executions were named).
+	ExecutionID *string `db:"execution_id"`
 }
 
 // ListJobEvents returns a job's status transitions in order.

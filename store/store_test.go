@@ -423,3 +423,131 @@ func TestRecentProcessingTimes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{40250 * time.Millisecond, 30250 * time.Millisecond, 20250 * time.Millisecond}, got, "newest completed first")
 }
+
+// TestANewAttemptKeepsNothingOfTheEarlierOne: a later attempt's completed
+// row carries no earlier attempt's error, request or checks.
+func TestANewAttemptKeepsNothingOfTheEarlierOne(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	require.NoError(t, st.RecordJob(ctx, newJob("wf-a")))
+	now := time.Now().UTC()
+	_, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-a", Attempt: 1, Status: store.StatusSubmitted, RequestID: "req-1", SubmittedAt: &now})
+	require.NoError(t, err)
+	_, err = st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-a", Attempt: 1, Status: store.StatusFailed, StatusChecks: 7, ErrorType: "JobFailed", ErrorMessage: "no face", HTTPStatus: 0, StartedAt: &now, FinishedAt: &now})
+	require.NoError(t, err)
+	_, err = st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-a", Attempt: 2, Status: store.StatusSubmitted, RequestID: "req-2"})
+	require.NoError(t, err)
+	_, err = st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-a", Attempt: 2, Status: store.StatusCompleted, StatusChecks: 2, OutputURL: "https://o/2.mp4"})
+	require.NoError(t, err)
+	j, err := st.GetJob(ctx, "wf-a")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCompleted, j.Status)
+	require.Nil(t, j.ErrorType, "the first attempt's error is not the second's")
+	require.Nil(t, j.ErrorMessage)
+	require.Nil(t, j.StartedAt)
+	require.Equal(t, 2, j.StatusChecks)
+	require.Equal(t, "req-2", *j.RequestID)
+}
+
+// TestANewExecutionTakesTheRowOver: a reference_id run again after its job
+// ended resets the row for its own attempts; the earlier execution's
+// events stay, its escalations too (answered as expired when nobody had),
+// and their keys are free for the new execution.
+func TestANewExecutionTakesTheRowOver(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	first, second := newJob("wf-x"), newJob("wf-x")
+	first.ExecutionID, first.Attempt = "exec-1", 1
+	second.ExecutionID, second.Attempt = "exec-2", 1
+	require.NoError(t, st.RecordJob(ctx, first))
+	require.NoError(t, st.RecordJob(ctx, first), "retried: a no-op")
+	_, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-x", ExecutionID: "exec-1", Attempt: 1, Status: store.StatusSubmitted, RequestID: "req-1"})
+	require.NoError(t, err)
+	_, err = st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-x", ExecutionID: "exec-1", Attempt: 1, Status: store.StatusFailed, ErrorType: "JobFailed", ErrorMessage: "no face"})
+	require.NoError(t, err)
+	e := store.NewEscalation{Key: "wf-x/1/failure", WorkflowID: "wf-x", Attempt: 1, Kind: "failure", Reason: "JobFailed", Message: "no face", WebUIURL: "u"}
+	_, created, err := st.RecordEscalation(ctx, e)
+	require.NoError(t, err)
+	require.True(t, created)
+
+	require.NoError(t, st.RecordJob(ctx, second))
+	require.NoError(t, st.RecordJob(ctx, second), "retried: a no-op")
+	j, err := st.GetJob(ctx, "wf-x")
+	require.NoError(t, err)
+	require.Equal(t, store.StatusPending, j.Status)
+	require.Equal(t, 1, j.Attempt)
+	require.Equal(t, "exec-2", *j.ExecutionID)
+	require.Nil(t, j.RequestID)
+	require.Nil(t, j.ErrorMessage)
+	applied, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-x", ExecutionID: "exec-1", Attempt: 1, Status: store.StatusCompleted, OutputURL: "https://o/late.mp4"})
+	require.NoError(t, err)
+	require.False(t, applied, "a late write of the ended execution is stale")
+	_, err = st.UpdateJob(ctx, store.JobUpdate{WorkflowID: "wf-x", ExecutionID: "exec-2", Attempt: 1, Status: store.StatusSubmitted, RequestID: "req-2"})
+	require.NoError(t, err)
+
+	esc, created, err := st.RecordEscalation(ctx, e)
+	require.NoError(t, err)
+	require.True(t, created, "the new execution's first escalation is a row of its own")
+	escs, err := st.ListEscalations(ctx, "wf-x")
+	require.NoError(t, err)
+	require.Len(t, escs, 2)
+	require.Equal(t, "expired", *escs[0].Resolution, "the ended execution's unanswered escalation")
+	require.NotEqual(t, esc.Key, escs[0].Key)
+	require.NoError(t, st.ResolveEscalation(ctx, "wf-x", 1, "abandon", "ops", "n"))
+	escs, err = st.ListEscalations(ctx, "wf-x")
+	require.NoError(t, err)
+	require.Equal(t, "abandon", *escs[1].Resolution, "the answer goes to the new execution's escalation")
+	require.Equal(t, "expired", *escs[0].Resolution)
+
+	require.Equal(t, []string{"1:pending", "1:submitted", "1:failed", "1:pending", "1:submitted"}, statuses(t, st, "wf-x"))
+	earlier, err := st.EarlierRequestIDs(ctx, "wf-x", "exec-2", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"req-1"}, earlier, "the earlier execution's request, not this attempt's own")
+	earlier, err = st.EarlierRequestIDs(ctx, "wf-x", "exec-2", 2)
+	require.NoError(t, err)
+	require.Equal(t, []string{"req-1", "req-2"}, earlier)
+
+	// A human's retry in the same execution: the row starts attempt 2.
+	second.Attempt = 2
+	require.NoError(t, st.RecordJob(ctx, second))
+	j, err = st.GetJob(ctx, "wf-x")
+	require.NoError(t, err)
+	require.Equal(t, 2, j.Attempt)
+	require.Equal(t, store.StatusPending, j.Status)
+	require.Nil(t, j.RequestID)
+}
+
+// TestClaimAccountHoldOnceAmongMany: of many jobs meeting a rejected key
+// at once, exactly one raises the hold; the others get it.
+func TestClaimAccountHoldOnceAmongMany(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	created := 0
+	owners := map[string]bool{}
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, c, err := st.ClaimAccountHold(ctx, store.NewHold{Owner: fmt.Sprint("lipsync-", i), Reason: "Unauthorized", HTTPStatus: 401, Message: "invalid token"},
+				[]string{"Unauthorized", "Forbidden"})
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if c {
+				created++
+			}
+			owners[h.Owner] = true
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 1, created)
+	require.Len(t, owners, 1, "every job got the one hold")
+	holds, err := st.AccountHolds(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, holds, 1)
+}

@@ -184,6 +184,8 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 	mainWorker.RegisterActivity(acts.DescribeWorkflow)
 	mainWorker.RegisterActivity(acts.ActiveHolds)
 	mainWorker.RegisterActivity(acts.PlanPolls)
+	// What the API activities read but PostgreSQL could not record.
+	mainWorker.RegisterActivity(acts.RecordProgress)
 
 	// Every generation call goes through the submit queue, every status
 	// read through the status queue; the server enforces each queue's

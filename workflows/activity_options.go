@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -45,9 +46,11 @@ func (j *job) storeOptions(ctx workflow.Context) workflow.Context {
 	return storeActivityOptions(ctx)
 }
 
-func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Context {
+// apiOptions are the options of the API activities (Submit, CheckStatus)
+// on their rate-limited task queue, with a summary for the Web UI.
+func (j *job) apiOptions(ctx workflow.Context, taskQueue, summary string) workflow.Context {
 	s := j.state.Settings
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		TaskQueue: taskQueue,
 		// A retried submission may wait one request timeout for an
 		// earlier request to land, then take two requests (look for it,
@@ -60,7 +63,34 @@ func (j *job) apiOptions(ctx workflow.Context, taskQueue string) workflow.Contex
 			MaximumInterval:        s.RetryMax,
 			NonRetryableErrorTypes: activities.PermanentErrorTypes(),
 		},
-	})
+		Summary: summary,
+	}
+	if j.v >= 1 {
+		// The retry budget (RetryMaxElapsed) is counted by the activity
+		// from its first attempt's start: waiting in the rate-limited task
+		// queue spends none of it. ScheduleToClose only bounds a call that
+		// cannot even start: by the job's deadline.
+		opts.ScheduleToCloseTimeout = max(s.Deadline, s.RetryMaxElapsed)
+	}
+	return workflow.WithActivityOptions(ctx, opts)
+}
+
+// withSummary sets the summary the Web UI shows for the next activity.
+func withSummary(ctx workflow.Context, summary string) workflow.Context {
+	opts := workflow.GetActivityOptions(ctx)
+	opts.Summary = summary
+	return workflow.WithActivityOptions(ctx, opts)
+}
+
+// readable writes a duration as a person reads it: 5s, 1m30s, 2h0m.
+func readable(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	case d >= time.Second:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // pageActivityOptions are the options of LoadBatchPage: its first page

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -55,6 +56,8 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 	if err := ValidateInput(in); err != nil {
 		return LipSyncResult{}, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ReasonInvalidInput, nil)
 	}
+	// Runs recorded before issue 13's fixes replay as they ran.
+	j.v = workflow.GetVersion(ctx, versionExactness, workflow.DefaultVersion, 1)
 	if in.Resume != nil {
 		j.state = *in.Resume
 		j.state.Runs++
@@ -100,7 +103,7 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 			if !j.waiting || j.decision != nil {
 				return fmt.Errorf("job %s is not waiting for a decision (status %s)", j.state.ReferenceID, j.state.Status)
 			}
-			return nil
+			return j.offers(d.Action)
 		}},
 	); err != nil {
 		return LipSyncResult{}, fmt.Errorf("register resolve update: %w", err)
@@ -113,17 +116,54 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 		if !errors.As(err, &esc) {
 			return res, err
 		}
+		j.pending = esc
 		d, err := j.awaitDecision(ctx, esc)
+		j.pending = nil
 		if err != nil {
 			return LipSyncResult{}, err
 		}
-		if d.Action != activities.DecisionRetry {
+		switch d.Action {
+		case activities.DecisionRetry:
+			j.retry(ctx)
+		case activities.DecisionResume:
+			if err := j.resume(ctx, d); err != nil {
+				return LipSyncResult{}, err
+			}
+		default:
 			return LipSyncResult{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("job abandoned by %s after escalation (%s): %s", orUnknown(d.By), esc.details.Reason, d.Note),
 				ReasonAbandoned, nil, esc.details)
 		}
-		j.retry(ctx)
 	}
+}
+
+// versionExactness marks runs with issue 13's fixes: a submission looks
+// for the request an earlier one may have created, attempts of a re-run
+// reference_id get rows of their own, API and database retries are
+// separate, a rejected key while polling holds the account, and an
+// escalation after submission may be resumed.
+const versionExactness = "job-exactness"
+
+// offers says whether the job, waiting on its escalation, takes action.
+func (j *job) offers(action string) error {
+	esc := j.pending
+	switch {
+	case esc == nil:
+		return nil
+	case action == activities.DecisionResume && (j.v < 1 || !esc.resumable):
+		why := "it has no request to poll (it failed before the vendor accepted it)"
+		switch {
+		case j.v < 1:
+			why = "it started on a worker version that cannot resume"
+		case esc.details.Reason == ReasonJobFailed:
+			why = "the vendor ended its request failed"
+		}
+		return fmt.Errorf("job %s cannot resume: %s; answer retry or abandon", j.state.ReferenceID, why)
+	case action == activities.DecisionRetry && esc.account:
+		return fmt.Errorf("job %s holds the account after %s: answer resume once the key works again (its request is polled on; nothing is resubmitted), or abandon",
+			j.state.ReferenceID, esc.details.Reason)
+	}
+	return nil
 }
 
 // attempt submits the job (unless a request exists) and polls it to its
@@ -143,6 +183,12 @@ func (j *job) attempt(ctx workflow.Context) (LipSyncResult, error) {
 // escalation is a failure that was put in front of a human.
 type escalation struct {
 	details EscalationDetails
+	// resumable: the job has a request the vendor has not ended, which a
+	// resume polls on.
+	resumable bool
+	// account: the job holds the account after a rejected key (only
+	// resume or abandon answer it).
+	account bool
 }
 
 func (e *escalation) Error() string { return e.details.Reason + ": " + e.details.Message }
@@ -163,7 +209,9 @@ func (j *job) awaitDecision(ctx workflow.Context, esc *escalation) (Decision, er
 	j.waiting, j.decision = true, nil
 	j.publish(ctx)
 	workflow.GetLogger(ctx).Info("escalated job waiting for a decision", "Reason", esc.details.Reason, "Wait", wait)
-	answered, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.decision != nil })
+	answered, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{
+		Summary: fmt.Sprintf("wait up to %s for a human's answer to %s (starter resolve %s)", readable(wait), esc.details.Reason, j.state.ReferenceID),
+	}}, func() bool { return j.decision != nil })
 	j.waiting = false
 	if err != nil {
 		return Decision{}, err
@@ -172,7 +220,7 @@ func (j *job) awaitDecision(ctx workflow.Context, esc *escalation) (Decision, er
 	if answered {
 		d = *j.decision
 	}
-	if err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordDecision, activities.DecisionInput{
+	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), fmt.Sprintf("record the answer: %s by %s", d.Action, orUnknown(d.By))), a.RecordDecision, activities.DecisionInput{
 		WorkflowID: j.workflowID, Attempt: j.state.Attempt, Action: d.Action, By: d.By, Note: d.Note,
 	}).Get(ctx, nil); err != nil {
 		return Decision{}, fmt.Errorf("record decision: %w", err)
@@ -199,11 +247,54 @@ func (j *job) retry(ctx workflow.Context) {
 	j.state.StuckNotified = false
 	j.state.StartedAt = workflow.Now(ctx)
 	j.state.SubmittedAt = time.Time{}
+	// The new request's poll plan is anchored on the new request alone.
+	j.state.ProcessingStarted, j.state.VendorCreated, j.state.SubmitAnsweredAt = nil, nil, time.Time{}
 	j.escalated, j.lastError = "", ""
 	j.setStatus(ctx, "pending")
 	j.publish(ctx)
 	j.tellRetrying(ctx)
 	workflow.GetLogger(ctx).Info("retrying the job after a human's decision", "Attempt", j.state.Attempt)
+}
+
+// resume goes on polling the job's request after a human's answer, as a
+// new attempt (its own row state, events and escalations) with a fresh
+// deadline; nothing is resubmitted.
+func (j *job) resume(ctx workflow.Context, d Decision) error {
+	j.state.Attempt++
+	j.state.StartedAt = workflow.Now(ctx)
+	j.escalated, j.lastError, j.blocked = "", "", ""
+	status := "submitted"
+	switch {
+	case j.state.ProcessingStarted != nil:
+		status = string(chamelaion.StatusProcessing)
+	case j.state.StatusChecks > 0:
+		status = string(chamelaion.StatusQueued)
+	}
+	j.setStatus(ctx, status)
+	in := activities.RecordProgressInput{
+		WorkflowID: j.workflowID, ExecutionID: j.state.ExecutionID, Attempt: j.state.Attempt, RequestID: j.state.RequestID, StatusChecks: j.state.StatusChecks,
+		Status: status, StartedAt: j.state.ProcessingStarted,
+		Message: fmt.Sprintf("resumed by %s: %s", orUnknown(d.By), d.Note),
+	}
+	if !j.state.SubmittedAt.IsZero() {
+		at := j.state.SubmittedAt
+		in.SubmittedAt = &at
+	}
+	if err := j.recordProgress(ctx, in, "record the resumed attempt"); err != nil {
+		return err
+	}
+	j.publish(ctx)
+	workflow.GetLogger(ctx).Info("polling the same request again after a human's decision", "Attempt", j.state.Attempt, "RequestId", j.state.RequestID)
+	return nil
+}
+
+// recordProgress writes progress the API activities could not, with the
+// database's retry policy.
+func (j *job) recordProgress(ctx workflow.Context, in activities.RecordProgressInput, summary string) error {
+	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), summary), a.RecordProgress, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("%s: %w", summary, err)
+	}
+	return nil
 }
 
 func orUnknown(s string) string {
@@ -233,6 +324,11 @@ type job struct {
 	batchWorkflowID string
 	// blocked names the account-wide failure the job waits on.
 	blocked string
+	// v is the run's version of the workflow's behaviour
+	// (versionExactness).
+	v workflow.Version
+	// pending is the escalation waiting for a human's answer.
+	pending *escalation
 	// abortNote says why a held-back job was given up without its
 	// batch's answer.
 	abortNote string
@@ -259,14 +355,26 @@ func (j *job) status() JobStatus {
 var a *activities.Activities
 
 func (j *job) record(ctx workflow.Context) error {
-	err := workflow.ExecuteActivity(j.storeOptions(ctx), a.RecordJob, activities.RecordJobInput{
+	in := activities.RecordJobInput{
 		WorkflowID:  j.workflowID,
 		ReferenceID: j.state.ReferenceID,
 		BatchID:     j.in.BatchID,
 		Video:       j.in.Video,
 		Audio:       j.in.Audio,
-	}).Get(ctx, nil)
-	if err != nil {
+	}
+	summary := "record the job"
+	if j.v >= 1 {
+		if j.state.ExecutionID == "" {
+			// The execution's name: a reference_id run again after its job
+			// ended takes the row over for its own attempts.
+			if err := workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&j.state.ExecutionID); err != nil {
+				return fmt.Errorf("name the execution: %w", err)
+			}
+		}
+		in.ExecutionID, in.Attempt = j.state.ExecutionID, j.state.Attempt
+		summary = fmt.Sprintf("record attempt %d", j.state.Attempt)
+	}
+	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), summary), a.RecordJob, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("record job: %w", err)
 	}
 	return nil
@@ -274,20 +382,52 @@ func (j *job) record(ctx workflow.Context) error {
 
 func (j *job) submit(ctx workflow.Context) error {
 	var res activities.SubmitResult
+	held := 0
 	for {
-		err := workflow.ExecuteActivity(j.apiOptions(ctx, j.state.Settings.SubmitTaskQueue), a.Submit, activities.SubmitInput{
+		in := activities.SubmitInput{
 			WorkflowID:                    j.workflowID,
+			ExecutionID:                   j.state.ExecutionID,
 			ReferenceID:                   j.state.ReferenceID,
 			Attempt:                       j.state.Attempt,
 			Video:                         j.in.Video,
 			Audio:                         j.in.Audio,
 			DisableActiveSpeakerDetection: j.in.DisableActiveSpeakerDetection,
 			KnownRequestIDs:               j.state.PreviousRequestIDs,
-		}).Get(ctx, &res)
+		}
+		summary := fmt.Sprintf("submit attempt %d", j.state.Attempt)
+		if j.v >= 1 {
+			in.LookFirst, in.EarlierEndedAt = j.state.SubmitMayExist, j.state.SubmitEndedAt
+			in.RetryBudget, in.RecordLater = j.state.Settings.RetryMaxElapsed, true
+			if in.LookFirst {
+				summary += ": first look for the job an earlier submission may have created"
+			}
+		}
+		err := workflow.ExecuteActivity(j.apiOptions(ctx, j.state.Settings.SubmitTaskQueue, summary), a.Submit, in).Get(ctx, &res)
 		if err == nil {
 			break
 		}
+		if j.v >= 1 && !temporal.IsCanceledError(err) {
+			// What the failed submission may have left at the vendor: the
+			// next one (after a human's retry or a batch's resume) looks
+			// for it before sending.
+			j.state.SubmitMayExist, j.state.SubmitEndedAt = submitMayExist(err), workflow.Now(ctx)
+		}
 		reason, status, msg := classifyActivityFailure("submit", err, j.state.Settings.RetryMaxElapsed)
+		if j.v >= 1 && j.batchWorkflowID == "" && submitHeld(err) {
+			// Nothing was sent: the account is held after an account-wide
+			// failure that another workflow escalated. Wait for its answer
+			// rather than escalate once more.
+			if held >= j.state.Settings.MaxPollsPerRun {
+				next, state := j.in, j.state
+				next.Resume = &state
+				return workflow.NewContinueAsNewError(ctx, WorkflowName, next)
+			}
+			held++
+			if err := j.waitOnHold(ctx, reason, msg); err != nil {
+				return err
+			}
+			continue
+		}
 		if j.batchWorkflowID == "" || !IsAccountWide(reason) || temporal.IsCanceledError(err) {
 			return j.failActivity(ctx, "submit", err)
 		}
@@ -301,12 +441,28 @@ func (j *job) submit(ctx workflow.Context) error {
 			return j.notSubmitted(ctx, reason, msg)
 		}
 	}
+	if j.blocked != "" {
+		j.blocked, j.lastError = "", ""
+	}
 	j.state.RequestID = res.RequestID
 	j.state.Adopted = res.Adopted
+	j.state.SubmitMayExist, j.state.SubmitEndedAt = false, time.Time{}
 	j.setStatus(ctx, "submitted")
 	j.state.SubmittedAt = workflow.Now(ctx)
 	if !res.Adopted {
 		j.state.SubmitAnsweredAt = res.SubmittedAt
+	}
+	if res.Unrecorded {
+		at := res.SubmittedAt
+		message := "submitted"
+		if res.Adopted {
+			message = "adopted the request an unanswered attempt had created"
+		}
+		if err := j.recordProgress(ctx, activities.RecordProgressInput{
+			WorkflowID: j.workflowID, ExecutionID: j.state.ExecutionID, Attempt: j.state.Attempt, RequestID: res.RequestID, Status: "submitted", SubmittedAt: &at, Message: message,
+		}, "record the submission"); err != nil {
+			return err
+		}
 	}
 	j.state.NextPoll = j.state.Settings.Poll.Initial
 	j.publish(ctx)
@@ -335,24 +491,61 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		remaining := deadline.Sub(workflow.Now(ctx))
 		if remaining <= 0 {
 			return LipSyncResult{}, j.escalateFailure(ctx, ReasonDeadlineExceeded, 0,
-				fmt.Sprintf("job not finished within its deadline of %s (last status %s)", s.Deadline, j.state.Status))
+				fmt.Sprintf("job not finished within its deadline of %s (last status %s)", readable(s.Deadline), j.state.Status))
 		}
 		wait := min(j.nextWait(ctx), remaining)
-		if err := workflow.Sleep(ctx, wait); err != nil {
+		if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: j.waitSummary(ctx, wait)}).Get(ctx, nil); err != nil {
 			return LipSyncResult{}, err
 		}
 		j.state.NextPoll = nextInterval(j.state.NextPoll, s.Poll)
 		j.state.StatusChecks++
 
-		var res activities.CheckStatusResult
-		err := workflow.ExecuteActivity(j.apiOptions(ctx, s.StatusTaskQueue), a.CheckStatus, activities.CheckStatusInput{
+		in := activities.CheckStatusInput{
 			WorkflowID:   j.workflowID,
+			ExecutionID:  j.state.ExecutionID,
 			Attempt:      j.state.Attempt,
 			RequestID:    j.state.RequestID,
 			StatusChecks: j.state.StatusChecks,
-		}).Get(ctx, &res)
+		}
+		if j.v >= 1 {
+			in.RetryBudget, in.RecordLater = s.RetryMaxElapsed, true
+			in.HoldOnCredentials, in.BatchJob = true, j.batchWorkflowID != ""
+		}
+		summary := fmt.Sprintf("check %d of request %s", j.state.StatusChecks, j.state.RequestID)
+		var res activities.CheckStatusResult
+		err := workflow.ExecuteActivity(j.apiOptions(ctx, s.StatusTaskQueue, summary), a.CheckStatus, in).Get(ctx, &res)
 		if err != nil {
+			reason, status, msg := classifyActivityFailure("check status", err, s.RetryMaxElapsed)
+			if j.v >= 1 && isCredentialFailure(reason) && !temporal.IsCanceledError(err) {
+				resumed, err := j.credentialFailure(ctx, reason, status, msg)
+				if err != nil {
+					return LipSyncResult{}, err
+				}
+				if resumed {
+					continue
+				}
+			}
 			return LipSyncResult{}, j.failActivity(ctx, "check status", err)
+		}
+		if res.HeldBy != nil {
+			// No API call was made: another workflow holds the account
+			// after a rejected key, and answers for every job.
+			j.state.StatusChecks--
+			if j.blocked == "" {
+				workflow.GetLogger(ctx).Warn("status checks held: the account's key was rejected", "Reason", res.HeldBy.Reason, "Owner", res.HeldBy.Owner)
+			}
+			j.blocked, j.lastError = res.HeldBy.Reason, fmt.Sprintf("status checks held since %s: %s escalated a rejected key (%s)",
+				res.HeldBy.Since.UTC().Format(time.RFC3339), res.HeldBy.Owner, res.HeldBy.Reason)
+			j.publish(ctx)
+			continue
+		}
+		if j.blocked != "" {
+			j.blocked, j.lastError = "", ""
+		}
+		if res.Unrecorded {
+			if err := j.recordProgress(ctx, checkProgress(j, res), fmt.Sprintf("record check %d", j.state.StatusChecks)); err != nil {
+				return LipSyncResult{}, err
+			}
 		}
 		if res.Status == chamelaion.StatusProcessing && j.state.Status != string(chamelaion.StatusProcessing) {
 			j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventProcessing})
@@ -378,12 +571,75 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 				j.state.StuckNotified = true
 				if err := j.escalate(ctx, activities.KindStuck, ReasonStuck, 0,
 					fmt.Sprintf("job still queued %s after submission (threshold %s)",
-						workflow.Now(ctx).Sub(j.state.SubmittedAt).Round(time.Second), s.StuckAfter)); err != nil {
+						readable(workflow.Now(ctx).Sub(j.state.SubmittedAt)), readable(s.StuckAfter))); err != nil {
 					return LipSyncResult{}, err
 				}
 			}
 		}
 	}
+}
+
+// checkProgress is a status read for RecordProgress.
+func checkProgress(j *job, res activities.CheckStatusResult) activities.RecordProgressInput {
+	return activities.RecordProgressInput{
+		WorkflowID: j.workflowID, ExecutionID: j.state.ExecutionID, Attempt: j.state.Attempt, RequestID: j.state.RequestID, StatusChecks: j.state.StatusChecks,
+		Status: string(res.Status), StartedAt: res.StartedAt, FinishedAt: res.FinishedAt,
+		OutputURL: res.OutputURL, ErrorMessage: res.ErrorMessage, VendorCreatedAt: res.CreatedAt,
+	}
+}
+
+// isCredentialFailure says whether a failure type means the account's key
+// was rejected, for reads as for submissions.
+func isCredentialFailure(reason string) bool {
+	return slices.Contains(activities.CredentialFailures, reason)
+}
+
+// credentialFailure handles a rejected key met while polling: an
+// account-wide failure, escalated once for every job. A job on its own
+// holds the account (CheckStatus claimed the hold for it) and escalates
+// for it: the *escalation it returns is answered by resume or abandon. A
+// job of a batch waits for its batch's answer: resumed is true when the
+// batch resumes (polling goes on); an aborted batch leaves the job to be
+// escalated on its own.
+func (j *job) credentialFailure(ctx workflow.Context, reason string, status int, msg string) (resumed bool, err error) {
+	if j.batchWorkflowID == "" {
+		j.lastError = msg
+		text := fmt.Sprintf("the account's key was rejected while polling request %s: %s. Status checks and submissions of every job are held until the answer; "+
+			"once the key works again: starter resolve %s resume (or abandon)", j.state.RequestID, msg, j.state.ReferenceID)
+		if err := j.escalate(ctx, activities.KindAccount, reason, status, text); err != nil {
+			return false, err
+		}
+		j.escalated = reason
+		j.publish(ctx)
+		return false, &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: text, RequestID: j.state.RequestID},
+			resumable: true, account: true}
+	}
+	prev := j.state.Status
+	d, err := j.awaitAccountDecision(ctx, reason, status, msg)
+	if err != nil {
+		return false, err
+	}
+	j.setStatus(ctx, prev)
+	j.publish(ctx)
+	return d.Action == activities.DecisionResume, nil
+}
+
+// waitSummary says, on the timer before a status check, why it waits so
+// long.
+func (j *job) waitSummary(ctx workflow.Context, wait time.Duration) string {
+	n := j.state.StatusChecks + 1
+	at := workflow.Now(ctx).Add(wait).UTC().Format("15:04:05")
+	switch {
+	case j.blocked != "":
+		return fmt.Sprintf("check %d at %s UTC: status checks are held (%s) until a human answers", n, at, j.blocked)
+	case j.state.Plan == nil:
+		return fmt.Sprintf("check %d at %s UTC, in %s (backing off: no plan learned yet)", n, at, readable(wait))
+	case j.state.ProcessingStarted == nil:
+		return fmt.Sprintf("check %d at %s UTC: queued at the vendor; a job like it takes %s to %s once started", n, at,
+			readable(j.state.Plan.Earliest), readable(j.state.Plan.Latest))
+	}
+	done := j.state.ProcessingStarted.Add(j.state.Plan.Latest).UTC().Format("15:04")
+	return fmt.Sprintf("check %d at %s UTC: plan says done by %s (97%% of past jobs, vendor clock)", n, at, done)
 }
 
 // plan asks once per job for a poll plan learned from past jobs. Without
@@ -502,6 +758,8 @@ func classifyActivityFailure(op string, err error, budget time.Duration) (reason
 			msg = op + ": " + d.Message
 		}
 		if appErr.NonRetryable() || slices.Contains(activities.PermanentErrorTypes(), appErr.Type()) {
+			// RetriesExhausted (the activity's own budget) names the last
+			// failure in its message.
 			return appErr.Type(), d.StatusCode, msg
 		}
 		return ReasonRetriesExhausted, d.StatusCode, fmt.Sprintf("%s (%s), still failing after retrying for up to %s", msg, appErr.Type(), budget)
@@ -517,7 +775,8 @@ func (j *job) escalateFailure(ctx workflow.Context, reason string, status int, m
 	if err := j.escalate(ctx, activities.KindFailure, reason, status, msg); err != nil {
 		return err
 	}
-	return &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID}}
+	return &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID},
+		resumable: j.state.RequestID != "" && reason != ReasonJobFailed}
 }
 
 // escalate records the escalation durably, then notifies a human. A failed
@@ -534,7 +793,7 @@ func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, ms
 		Message:     msg,
 	}
 	var res activities.EscalateResult
-	if err := workflow.ExecuteActivity(j.storeOptions(ctx), a.Escalate, in).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), fmt.Sprintf("escalate (%s): %s", kind, reason)), a.Escalate, in).Get(ctx, &res); err != nil {
 		return fmt.Errorf("record escalation: %w", err)
 	}
 	if kind == activities.KindFailure {
@@ -542,7 +801,7 @@ func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, ms
 		j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventEscalated, Reason: reason, HTTPStatus: status, Message: msg})
 	}
 	j.publish(ctx)
-	nctx := notifyActivityOptions(ctx, j.state.Settings.NotifyTimeout)
+	nctx := withSummary(notifyActivityOptions(ctx, j.state.Settings.NotifyTimeout), fmt.Sprintf("notify a human: %s", reason))
 	err := workflow.ExecuteActivity(nctx, a.NotifyHuman, activities.NotifyInput{
 		EscalationID: res.EscalationID,
 		Escalation:   in,
@@ -555,4 +814,54 @@ func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, ms
 		workflow.GetLogger(ctx).Error("escalation recorded but the notification failed", "EscalationId", res.EscalationID, "Error", err)
 	}
 	return nil
+}
+
+// submitHeld says whether a Submit was refused, before sending anything,
+// by an account hold.
+func submitHeld(err error) bool {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() {
+		var d activities.ErrorDetails
+		return appErr.Details(&d) == nil && d.Held
+	}
+	return false
+}
+
+// waitOnHold waits, visibly blocked, before submitting again while the
+// account is held.
+func (j *job) waitOnHold(ctx workflow.Context, reason, msg string) error {
+	if j.blocked == "" {
+		workflow.GetLogger(ctx).Warn("submission held: the account waits for a human's answer", "Reason", reason)
+	}
+	j.blocked, j.lastError = reason, msg
+	j.publish(ctx)
+	wait := max(j.state.Settings.RetryMax, time.Second)
+	return workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{
+		Summary: fmt.Sprintf("submit again in %s: the account is held (%s) until a human answers", readable(wait), reason),
+	}).Get(ctx, nil)
+}
+
+// submitMayExist says whether a failed Submit may have left a job at the
+// vendor: as the activity said (ErrorDetails.MayHaveCreated), or its last
+// heartbeat for an attempt that timed out; when nothing says, it may
+// (looking costs one list request, a second job the customer's tokens).
+func submitMayExist(err error) bool {
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails() {
+		var p struct {
+			Look      bool
+			RequestID string
+		}
+		if timeout.LastHeartbeatDetails(&p) == nil {
+			return p.Look || p.RequestID != ""
+		}
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() {
+		var d activities.ErrorDetails
+		if appErr.Details(&d) == nil {
+			return d.MayHaveCreated
+		}
+	}
+	return true
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -54,6 +55,11 @@ type harness struct {
 	escalate  []activities.EscalateInput
 	notified  int
 	decisions []activities.DecisionInput
+	// What the workflow recorded itself.
+	recorded []activities.RecordJobInput
+	progress []activities.RecordProgressInput
+	// submitted are the inputs of the Submit calls.
+	submitted []activities.SubmitInput
 }
 
 func newHarness(t *testing.T, s Settings) *harness {
@@ -65,7 +71,16 @@ func newHarness(t *testing.T, s Settings) *harness {
 	env.RegisterWorkflowWithOptions(wfs.LipSync, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.Activities{})
 	h := &harness{t: t, env: env, start: env.Now()}
-	env.OnActivity(a.RecordJob, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.RecordJob, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RecordJobInput) error {
+			h.recorded = append(h.recorded, in)
+			return nil
+		})
+	env.OnActivity(a.RecordProgress, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RecordProgressInput) error {
+			h.progress = append(h.progress, in)
+			return nil
+		})
 	env.OnActivity(a.Escalate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EscalateInput) (activities.EscalateResult, error) {
 			h.escalate = append(h.escalate, in)
@@ -87,6 +102,7 @@ func (h *harness) submitReturns(errs ...error) {
 	h.env.OnActivity(a.Submit, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SubmitInput) (activities.SubmitResult, error) {
 			h.submits = append(h.submits, h.env.Now())
+			h.submitted = append(h.submitted, in)
 			n := len(h.submits)
 			if n <= len(errs) && errs[n-1] != nil {
 				return activities.SubmitResult{}, errs[n-1]
@@ -332,8 +348,15 @@ func TestRetriesExhaustedEscalates(t *testing.T) {
 	s.RetryMaxElapsed = 5 * time.Minute
 	h := newHarness(t, s)
 	h.submitReturns()
-	h.statusReturns(func(int) (activities.CheckStatusResult, error) {
-		return activities.CheckStatusResult{}, apiErr(503, "service unavailable", 0)
+	// The activity counts its retry budget from its first attempt's start
+	// and gives up with RetriesExhausted, naming the last failure.
+	h.statusReturns(func(n int) (activities.CheckStatusResult, error) {
+		if n < 4 {
+			return activities.CheckStatusResult{}, apiErr(503, "service unavailable", 0)
+		}
+		return activities.CheckStatusResult{}, temporal.NewNonRetryableApplicationError(
+			"check status: HTTP 503: service unavailable (Unavailable), still failing after retrying for up to 5m0s", activities.TypeRetriesExhausted, nil,
+			activities.ErrorDetails{StatusCode: 503, Message: "HTTP 503: service unavailable (Unavailable), still failing after retrying for up to 5m0s"})
 	})
 	_, err := h.run(testInput())
 	var appErr *temporal.ApplicationError
@@ -504,4 +527,85 @@ func TestADecisionForAJobNotWaitingIsRefused(t *testing.T) {
 	require.False(t, accepted)
 	require.ErrorContains(t, rejected, "not waiting for a decision (status processing)")
 	require.Empty(t, h.decisions)
+}
+
+// TestTheRetryBudgetIsNotSpentWaitingInTheQueue: Submit and CheckStatus
+// wait in rate-limited task queues; ScheduleToClose would count that wait
+// against the retry budget (1,700 jobs started at once expired in the
+// queue without one attempt). The budget goes to the activity, counted
+// from its first attempt's start; ScheduleToClose only bounds a call that
+// cannot start before the job's deadline.
+func TestTheRetryBudgetIsNotSpentWaitingInTheQueue(t *testing.T) {
+	h := newHarness(t, testSettings())
+	h.submitReturns()
+	h.statusReturns(sequence(chamelaion.StatusCompleted))
+	scheduleToClose := map[string]time.Duration{}
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		scheduleToClose[info.ActivityType.Name] = info.ScheduleToCloseTimeout
+	})
+	_, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Equal(t, 24*time.Hour, scheduleToClose["Submit"], "not the 30m retry budget")
+	require.Equal(t, 24*time.Hour, scheduleToClose["CheckStatus"])
+	require.Equal(t, 30*time.Minute, h.submitted[0].RetryBudget, "the activity counts the budget")
+}
+
+// TestARetriedSubmissionLooksFirstWhenTheFailedOneMayHaveCreatedAJob:
+// retries ran out after a request that may have landed; the human's retry
+// schedules Submit afresh, told to look for that request first. After a
+// refusal that created nothing (412), it is not.
+func TestARetriedSubmissionLooksFirstWhenTheFailedOneMayHaveCreatedAJob(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err  error
+		look bool
+	}{
+		"retries ran out after a lost answer": {temporal.NewNonRetryableApplicationError("submit: no answer (Timeout), still failing after retrying for up to 30m0s",
+			activities.TypeRetriesExhausted, nil, activities.ErrorDetails{Message: "no answer", MayHaveCreated: true}), true},
+		"quota exhausted": {apiErr(412, "token limit reached", 0), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, decisionSettings())
+			h.submitReturns(tc.err)
+			h.statusReturns(sequence(chamelaion.StatusCompleted))
+			var accepted bool
+			h.resolve(time.Hour, Decision{Action: "retry", By: "ops"}, new(error), &accepted)
+			_, err := h.run(testInput())
+			require.NoError(t, err)
+			require.True(t, accepted)
+			require.Len(t, h.submitted, 2)
+			require.False(t, h.submitted[0].LookFirst)
+			require.Equal(t, tc.look, h.submitted[1].LookFirst)
+		})
+	}
+}
+
+// TestResumeIsOfferedOnlyWhereThereIsARequestToPoll: a job escalated
+// before the vendor accepted it, or whose request the vendor ended failed,
+// has nothing to resume; the human is told to retry or abandon.
+func TestResumeIsOfferedOnlyWhereThereIsARequestToPoll(t *testing.T) {
+	for name, tc := range map[string]struct {
+		submit error
+		status statusFn
+		want   string
+	}{
+		"before submission": {apiErr(412, "token limit reached", 0), nil, "no request to poll"},
+		"vendor failed": {nil, func(int) (activities.CheckStatusResult, error) {
+			return activities.CheckStatusResult{Status: chamelaion.StatusFailed, ErrorMessage: "video URL is not accessible"}, nil
+		}, "the vendor ended its request failed"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, decisionSettings())
+			h.submitReturns(tc.submit)
+			if tc.status != nil {
+				h.statusReturns(tc.status)
+			}
+			var refused error
+			h.resolve(time.Hour, Decision{Action: "resume"}, &refused, new(bool))
+			h.resolve(2*time.Hour, Decision{Action: "abandon"}, new(error), new(bool))
+			_, err := h.run(testInput())
+			require.Error(t, err)
+			require.ErrorContains(t, refused, tc.want)
+			require.ErrorContains(t, refused, "answer retry or abandon")
+		})
+	}
 }

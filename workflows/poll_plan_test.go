@@ -88,3 +88,38 @@ func TestWithoutAPlanTheChecksBackOffGeometrically(t *testing.T) {
 		})
 	}
 }
+
+// TestARetriedJobsPlanIsAnchoredOnItsNewRequest: the vendor started the
+// first request, then failed it; a human retried. The new request's
+// checks follow the plan from the new request alone (queued: every
+// Earliest+Every), not from the old request's start an hour before.
+func TestARetriedJobsPlanIsAnchoredOnItsNewRequest(t *testing.T) {
+	s := testSettings()
+	s.Poll.TargetLatency = 30 * time.Second
+	s.DecisionWait = 24 * time.Hour
+	h := newHarness(t, s)
+	h.submitReturns()
+	plan := pollplan.Plan{Samples: 500, Earliest: 40 * time.Second, Latest: 100 * time.Second, Every: 20 * time.Second, Max: time.Minute}
+	h.env.OnActivity(a.PlanPolls, mock.Anything, mock.Anything).Return(activities.PlanPollsResult{Plan: &plan, Samples: 500}, nil)
+	h.statusReturns(func(int) (activities.CheckStatusResult, error) {
+		created := h.submits[len(h.submits)-1]
+		if len(h.submits) == 1 {
+			// The first request: started 10s after its creation, failed.
+			started := created.Add(10 * time.Second)
+			return activities.CheckStatusResult{Status: chamelaion.StatusFailed, CreatedAt: created, StartedAt: &started, ErrorMessage: "no face"}, nil
+		}
+		if h.env.Now().Sub(created) < 3*time.Minute {
+			return activities.CheckStatusResult{Status: chamelaion.StatusQueued, CreatedAt: created}, nil
+		}
+		return activities.CheckStatusResult{Status: chamelaion.StatusCompleted, CreatedAt: created, OutputURL: "https://o/x.mp4"}, nil
+	})
+	h.resolve(time.Hour, Decision{Action: "retry"}, new(error), new(bool))
+	_, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Len(t, h.submits, 2)
+	var after []time.Duration
+	for _, c := range h.checks[1:] {
+		after = append(after, c.Sub(h.submits[1]))
+	}
+	require.Equal(t, []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute}, after, "queued: every Earliest+Every from the new request")
+}

@@ -16,7 +16,13 @@ import (
 // integration test against today's workflow code: a change that would break
 // running workflows (non-determinism) fails here. The v0-* files were
 // recorded before search attributes and decisions were added (behind
-// workflow.GetVersion) and prove that change kept old runs replayable. Record
+// workflow.GetVersion) and prove that change kept old runs replayable; the
+// v1-* files before the learned poll plan; the v2-e2e-* files before issue
+// 13's fixes (version "job-exactness": the execution named, look-first
+// submissions, the workflow's own records, account holds while polling,
+// resume), whose e2e-resume history the current set adds; the
+// v2-batch-*/v2-bt-* files before the batch's one-consumer loop (version
+// "batch-one-consumer"; they replay the frozen loop in batch_v1.go). Record
 // the current code's histories after an intended, versioned change (keep the
 // older ones):
 //

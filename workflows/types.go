@@ -198,6 +198,17 @@ type JobState struct {
 	StuckNotified bool
 	// Runs counts the workflow runs of this job (1 + continue-as-new count).
 	Runs int
+	// ExecutionID names this execution of the job (one workflow start, all
+	// its runs): a reference_id run again after its job ended is a new
+	// execution, whose attempts get rows and events of their own.
+	ExecutionID string `json:",omitempty"`
+	// SubmitMayExist says an earlier submission of the job may have
+	// created a job at the vendor although it failed (its answer was lost,
+	// or its retries ran out after its request landed): the next
+	// submission looks for it first. SubmitEndedAt is when that
+	// submission ended.
+	SubmitMayExist bool      `json:",omitempty"`
+	SubmitEndedAt  time.Time `json:",omitempty"`
 	// BatchSeq numbers the events the job has told its batch.
 	BatchSeq int `json:",omitempty"`
 }
@@ -251,7 +262,9 @@ type JobStatus struct {
 
 // Decision is a human's answer to an escalated job.
 type Decision struct {
-	// Action is "retry" (resubmit as a new attempt) or "abandon".
+	// Action is "retry" (resubmit as a new attempt), "resume" (keep
+	// polling the request the job has, for failures after submission and
+	// for a deadline) or "abandon".
 	Action string
 	// Note is recorded with the answer.
 	Note string
@@ -266,10 +279,14 @@ type DecisionResult struct {
 	Attempt int
 }
 
-// ValidateDecision refuses an unknown action.
+// ValidateDecision refuses an unknown action. Whether the job offers the
+// action is the job's to say (a job escalated before any request was
+// accepted has nothing to resume).
 func ValidateDecision(d Decision) error {
-	if d.Action != activities.DecisionRetry && d.Action != activities.DecisionAbandon {
-		return fmt.Errorf("unknown action %q: want retry or abandon", d.Action)
+	switch d.Action {
+	case activities.DecisionRetry, activities.DecisionResume, activities.DecisionAbandon:
+	default:
+		return fmt.Errorf("unknown action %q: want retry, resume or abandon", d.Action)
 	}
 	return validateNote(d.Note)
 }
