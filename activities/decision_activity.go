@@ -2,7 +2,9 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -29,12 +31,22 @@ const (
 // DecisionInput is a human's answer to a job's escalation.
 type DecisionInput struct {
 	WorkflowID string
-	Attempt    int
+	// ExecutionID names the execution of the job's workflow that answers
+	// ("" before executions were named, and for a batch): a row a later
+	// execution has taken over is never touched.
+	ExecutionID string `json:",omitempty"`
+	Attempt     int
 	// Action is DecisionRetry, DecisionAbandon or DecisionExpired.
 	Action string
 	// By says who or what sent the answer.
 	By   string
 	Note string
+	// Reason and Message are the escalation's, for an expired one whose
+	// job's row is still in flight (an account-wide escalation of a job
+	// on its own leaves the row as the last status read): the row ends
+	// failed with them.
+	Reason  string `json:",omitempty"`
+	Message string `json:",omitempty"`
 }
 
 // RecordDecision records the answer on the escalation row; an abandoned
@@ -48,11 +60,25 @@ func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error
 	if err := a.Store.ResolveEscalation(ctx, in.WorkflowID, in.Attempt, in.Action, in.By, in.Note); err != nil {
 		return storeError("record decision", err)
 	}
-	if in.Action == DecisionResume || in.Action == DecisionAbort {
-		// Only the answering workflow's own hold: another batch's hold on
-		// the account stands until that batch is answered.
-		if _, err := a.Store.ReleaseHold(ctx, store.DefaultAccount, in.WorkflowID); err != nil {
-			return storeError("release submissions", err)
+	// Any answer ends the answering workflow's own hold (a job that
+	// escalated a rejected key, a batch): only its own, another's hold on
+	// the account stands until that one is answered. A hold kept after a
+	// retry would hold the retrying job back behind itself.
+	if _, err := a.Store.ReleaseHold(ctx, store.DefaultAccount, in.WorkflowID); err != nil {
+		return storeError("release submissions", err)
+	}
+	if in.Action == DecisionExpired && in.Reason != "" {
+		now := time.Now().UTC()
+		applied, err := a.Store.UpdateJob(ctx, store.JobUpdate{
+			WorkflowID: in.WorkflowID, ExecutionID: in.ExecutionID, Attempt: in.Attempt, Status: store.StatusFailed,
+			ErrorType: in.Reason, ErrorMessage: in.Message, FinishedAt: &now,
+			Message: fmt.Sprintf("%s: %s (no answer in time: %s)", in.Reason, in.Message, in.Note),
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return storeError("record the expired escalation", err)
+		}
+		if applied {
+			a.metrics().JobFinished("escalated", 0)
 		}
 	}
 	if in.Action == DecisionAbandon {
@@ -64,7 +90,7 @@ func (a *Activities) RecordDecision(ctx context.Context, in DecisionInput) error
 			msg += ": " + in.Note
 		}
 		applied, err := a.Store.UpdateJob(ctx, store.JobUpdate{
-			WorkflowID: in.WorkflowID, Attempt: in.Attempt, Status: store.StatusAbandoned, Message: msg,
+			WorkflowID: in.WorkflowID, ExecutionID: in.ExecutionID, Attempt: in.Attempt, Status: store.StatusAbandoned, Message: msg,
 		})
 		if err != nil {
 			return storeError("record abandonment", err)

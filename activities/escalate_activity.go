@@ -32,7 +32,11 @@ const (
 
 // EscalateInput is one reason to put a job in front of a human.
 type EscalateInput struct {
-	WorkflowID  string
+	WorkflowID string
+	// ExecutionID names the execution of the job's workflow that
+	// escalates ("" before executions were named): once a later execution
+	// has taken the job's row over, nothing is written (see Stale).
+	ExecutionID string `json:",omitempty"`
 	ReferenceID string
 	RequestID   string
 	Attempt     int
@@ -53,6 +57,10 @@ type EscalateResult struct {
 	// Created is false when a retried activity found the record written.
 	Created  bool
 	WebUIURL string
+	// Stale is true when a later execution of the job had taken its row
+	// over: the escalating execution has ended, and nothing was written
+	// or is to be notified.
+	Stale bool `json:",omitempty"`
 }
 
 // Escalate records an escalation durably, before anyone is told: for a
@@ -69,6 +77,7 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 		now := time.Now().UTC()
 		if _, err := a.Store.UpdateJob(ctx, store.JobUpdate{
 			WorkflowID:   in.WorkflowID,
+			ExecutionID:  in.ExecutionID,
 			Attempt:      in.Attempt,
 			Status:       store.StatusFailed,
 			RequestID:    in.RequestID,
@@ -82,16 +91,22 @@ func (a *Activities) Escalate(ctx context.Context, in EscalateInput) (EscalateRe
 		}
 	}
 	esc, created, err := a.Store.RecordEscalation(ctx, store.NewEscalation{
-		Key:        fmt.Sprintf("%s/%d/%s", in.WorkflowID, in.Attempt, in.Kind),
-		WorkflowID: in.WorkflowID,
-		Attempt:    in.Attempt,
-		Kind:       in.Kind,
-		Reason:     in.Reason,
-		HTTPStatus: in.HTTPStatus,
-		Message:    in.Message,
-		WebUIURL:   link,
-		BatchID:    in.BatchID,
+		Key:         fmt.Sprintf("%s/%d/%s", in.WorkflowID, in.Attempt, in.Kind),
+		WorkflowID:  in.WorkflowID,
+		Attempt:     in.Attempt,
+		Kind:        in.Kind,
+		Reason:      in.Reason,
+		HTTPStatus:  in.HTTPStatus,
+		Message:     in.Message,
+		WebUIURL:    link,
+		BatchID:     in.BatchID,
+		ExecutionID: in.ExecutionID,
 	})
+	if errors.Is(err, store.ErrStaleExecution) {
+		a.logger().Warn("escalation of an ended execution not recorded: a later execution of the job owns its row",
+			"kind", in.Kind, "reason", in.Reason, "workflow_id", in.WorkflowID, "execution_id", in.ExecutionID, "attempt", in.Attempt)
+		return EscalateResult{Stale: true, WebUIURL: link}, nil
+	}
 	if err != nil {
 		return EscalateResult{}, storeError("record escalation", err)
 	}

@@ -14,9 +14,10 @@ import (
 // a human: the API would refuse alike, and every refused call is noise. A
 // hold whose owner has ended by any path (terminated, timed out, completed
 // without answering) is released here, so that no hold outlives the
-// workflow that raised it.
-func (a *Activities) checkAccountHold(ctx context.Context) error {
-	h, err := a.activeHold(ctx, store.DefaultAccount)
+// workflow that raised it. The submitting workflow's own hold never holds
+// it back (it would wait on itself for ever).
+func (a *Activities) checkAccountHold(ctx context.Context, self string) error {
+	h, err := a.activeHold(ctx, store.DefaultAccount, self)
 	if err != nil {
 		return err
 	}
@@ -33,13 +34,18 @@ func (a *Activities) checkAccountHold(ctx context.Context) error {
 }
 
 // activeHold returns the oldest hold on the account whose owner still
-// runs, or nil.
-func (a *Activities) activeHold(ctx context.Context, account string) (*store.AccountHold, error) {
+// runs and is not self, or nil.
+func (a *Activities) activeHold(ctx context.Context, account, self string) (*store.AccountHold, error) {
 	holds, err := a.liveHolds(ctx, account)
-	if err != nil || len(holds) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return &holds[0], nil
+	for i := range holds {
+		if holds[i].Owner != self {
+			return &holds[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // liveHolds lists the holds on the account whose owners still run, oldest

@@ -66,6 +66,17 @@ func leave(ctx context.Context, p attemptProgress) {
 	activity.RecordHeartbeat(ctx, p)
 }
 
+// unanswered counts, for the budget, a previous attempt that left its
+// progress but no failure: it ended without a result (it timed out, or its
+// worker stopped), which is a retryable failure like any other (before,
+// such attempts were retried until the job's deadline).
+func (p *attemptProgress) unanswered() {
+	if p.LastType == "" {
+		p.LastType = chamelaion.TypeTimeout
+		p.LastMessage = "an attempt ended without a result (it timed out, or its worker stopped)"
+	}
+}
+
 // note records what a failed attempt met.
 func (p *attemptProgress) note(err error) {
 	var appErr *temporal.ApplicationError

@@ -77,10 +77,20 @@ func (a *Activities) CheckStatus(ctx context.Context, in CheckStatusInput) (Chec
 		return CheckStatusResult{}, temporal.NewNonRetryableApplicationError("check status: request id is required", TypeInvalidInput, nil)
 	}
 	p, known := progressOf(ctx)
-	if !known {
+	switch {
+	case known:
+		p.unanswered()
+	case activity.GetInfo(ctx).Attempt > 1:
+		// The previous attempt ended without a result and left nothing:
+		// from here on the attempts leave their progress, so that checks
+		// that keep timing out run out of budget like any other failure.
+		p = attemptProgress{FirstAttemptAt: time.Now()}
+		p.unanswered()
+		leave(ctx, p)
+	default:
 		p = attemptProgress{FirstAttemptAt: time.Now()}
 	}
-	if activity.GetInfo(ctx).Attempt > 1 {
+	if known || activity.GetInfo(ctx).Attempt > 1 {
 		if spent := budgetSpent("check status", p, in.RetryBudget, 0, time.Now()); spent != nil {
 			return CheckStatusResult{}, spent
 		}
@@ -105,6 +115,13 @@ func (a *Activities) CheckStatus(ctx context.Context, in CheckStatusInput) (Chec
 			}
 		}
 		p.note(ferr)
+		if !retryable(ferr) {
+			// A permanent failure (a rejected key above all, whose hold
+			// this workflow may now own) keeps its own type: no budget
+			// turns it into RetriesExhausted.
+			leave(ctx, p)
+			return CheckStatusResult{}, ferr
+		}
 		if spent := budgetSpent("check status", p, in.RetryBudget, advisedWait(ferr), time.Now()); spent != nil {
 			return CheckStatusResult{}, spent
 		}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -80,6 +81,11 @@ type SubmitInput struct {
 	// submission's end).
 	LookFirst      bool      `json:",omitempty"`
 	EarlierEndedAt time.Time `json:",omitempty"`
+	// LookOnly: look for the request an earlier submission may have
+	// created (as LookFirst), and adopt it if found, but never send one:
+	// without it the result's RequestID is "". A batch that aborts asks
+	// this of a job whose earlier submission may have reached the vendor.
+	LookOnly bool `json:",omitempty"`
 	// RetryBudget bounds the time the submission is retried, counted from
 	// its first attempt's start (0 = the activity's ScheduleToClose does).
 	RetryBudget time.Duration `json:",omitempty"`
@@ -121,18 +127,29 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	now := time.Now()
 	switch {
 	case known:
+		p.unanswered()
 	case attempt > 1:
 		// The previous attempt left nothing (it died before its first
 		// heartbeat, or ran on an older worker): assume the worst.
 		p = attemptProgress{FirstAttemptAt: now, Look: true, LookAfter: now.Add(a.SubmitSettle)}
+		p.unanswered()
 	default:
 		p = attemptProgress{FirstAttemptAt: now}
-		if in.LookFirst {
+		switch {
+		case in.LookFirst || in.LookOnly:
 			p.Look, p.LookAfter = true, in.EarlierEndedAt.Add(a.SubmitSettle)
+		case in.ExecutionID != "":
+			p.Look, p.LookAfter = a.earlierExecutionMayHaveSent(ctx, in)
 		}
 	}
 	fail := func(err error) (SubmitResult, error) {
 		p.note(err)
+		if !retryable(err) {
+			// A permanent failure keeps its own type: it is not retried,
+			// so no budget turns it into RetriesExhausted.
+			leave(ctx, p)
+			return SubmitResult{}, withProgress(err, p)
+		}
 		if spent := budgetSpent("submit", p, in.RetryBudget, advisedWait(err), time.Now()); spent != nil {
 			p.Next = "retries exhausted: " + p.LastType
 			leave(ctx, p)
@@ -141,7 +158,7 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		leave(ctx, p)
 		return SubmitResult{}, withProgress(err, p)
 	}
-	if attempt > 1 {
+	if known || attempt > 1 {
 		if spent := budgetSpent("submit", p, in.RetryBudget, 0, now); spent != nil {
 			return SubmitResult{}, spent
 		}
@@ -177,8 +194,12 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 			res = SubmitResult{RequestID: existing, Adopted: true, SubmittedAt: time.Now().UTC()}
 		}
 	}
+	if res.RequestID == "" && in.LookOnly {
+		log.Info("no request of an earlier submission found; nothing sent", "ReferenceId", in.ReferenceID)
+		return SubmitResult{}, nil
+	}
 	if res.RequestID == "" {
-		if err := a.checkAccountHold(ctx); err != nil {
+		if err := a.checkAccountHold(ctx, in.WorkflowID); err != nil {
 			p.Next = "the account is held: nothing was sent"
 			return fail(withDetails(err, func(d *ErrorDetails) { d.Held = true }))
 		}
@@ -238,6 +259,34 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		return fail(storeError("record submission", err))
 	}
 	return res, nil
+}
+
+// earlierExecutionSeen says whether a first submission of an execution
+// must look for a request first, and from when: when the job's workflow ID
+// ran before (an earlier execution abandoned, expired, terminated or not
+// submitted may have sent a request whose answer was lost, and left no
+// other trace), from the settle window after that execution's last record.
+// A store that cannot tell means look (a list request is cheaper than a
+// second paid job).
+func (a *Activities) earlierExecutionMayHaveSent(ctx context.Context, in SubmitInput) (look bool, after time.Time) {
+	last, found, err := a.Store.EarlierExecutionSeen(ctx, in.WorkflowID, in.ExecutionID)
+	switch {
+	case err != nil:
+		a.logger().Warn("could not tell whether the job ran before; looking for an earlier request first", "workflow_id", in.WorkflowID, "error", err)
+		return true, time.Now()
+	case !found:
+		return false, time.Time{}
+	}
+	return true, last.Add(a.SubmitSettle)
+}
+
+// retryable says whether an activity error is retried by Temporal.
+func retryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return !appErr.NonRetryable()
+	}
+	return true
 }
 
 // settle waits until a request of an earlier attempt can no longer be

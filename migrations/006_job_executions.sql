@@ -13,6 +13,12 @@ CREATE UNIQUE INDEX lipsync_job_events_once
 
 ---- create above / drop below ----
 
+-- Going down is lossy: the old unique key allows one event per attempt and
+-- status, so where a reference_id ran more than once only the earliest
+-- execution's event of each (attempt, status) is kept; the row keeps the
+-- latest execution's state. Back up lipsync_job_events first if the
+-- history of re-runs matters.
+
 DROP INDEX lipsync_job_events_once;
 DELETE FROM lipsync_job_events e USING lipsync_job_events f
     WHERE e.workflow_id = f.workflow_id AND e.attempt = f.attempt AND e.status = f.status AND e.id > f.id;

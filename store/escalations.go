@@ -25,6 +25,11 @@ type NewEscalation struct {
 	WebUIURL   string
 	// BatchID names the batch of an account-wide escalation.
 	BatchID string
+	// ExecutionID, when set, names the execution of the job's workflow
+	// that escalates: if a later execution has taken the job's row over,
+	// the escalation is refused with ErrStaleExecution (an ended
+	// execution's late write never stands as its successor's).
+	ExecutionID string
 }
 
 // Escalation is one row of escalations.
@@ -67,7 +72,43 @@ func (s *Store) ResolveEscalation(ctx context.Context, workflowID string, attemp
 // RecordEscalation inserts the escalation unless one with its key exists,
 // and returns the row and whether this call created it.
 func (s *Store) RecordEscalation(ctx context.Context, e NewEscalation) (Escalation, bool, error) {
-	rows, _ := s.pool.Query(ctx, `
+	if e.ExecutionID == "" {
+		return s.recordEscalation(ctx, s.pool, e)
+	}
+	var esc Escalation
+	var created bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The row's lock orders this write with RecordJob's takeover: a
+		// takeover either sees the escalation (and marks it as the
+		// earlier execution's) or has already happened and refuses it.
+		var exec *string
+		err := tx.QueryRow(ctx, `SELECT execution_id FROM lipsync_jobs WHERE workflow_id = $1 FOR SHARE`, e.WorkflowID).Scan(&exec)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		case exec == nil || *exec != e.ExecutionID:
+			return ErrStaleExecution
+		}
+		esc, created, err = s.recordEscalation(ctx, tx, e)
+		return err
+	})
+	if errors.Is(err, ErrStaleExecution) {
+		return Escalation{}, false, fmt.Errorf("store: record escalation %s of execution %s: %w", e.Key, e.ExecutionID, err)
+	}
+	if err != nil {
+		return Escalation{}, false, fmt.Errorf("store: record escalation %s: %w", e.Key, err)
+	}
+	return esc, created, nil
+}
+
+// querier is what recordEscalation needs of a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) recordEscalation(ctx context.Context, q querier, e NewEscalation) (Escalation, bool, error) {
+	rows, _ := q.Query(ctx, `
 		INSERT INTO escalations (escalation_key, workflow_id, attempt, kind, reason, http_status, message, web_ui_url, batch_id)
 		VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8, NULLIF($9, ''))
 		ON CONFLICT (escalation_key) DO NOTHING
@@ -80,7 +121,7 @@ func (s *Store) RecordEscalation(ctx context.Context, e NewEscalation) (Escalati
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return Escalation{}, false, fmt.Errorf("store: record escalation %s: %w", e.Key, err)
 	}
-	rows, _ = s.pool.Query(ctx, `SELECT * FROM escalations WHERE escalation_key = $1`, e.Key)
+	rows, _ = q.Query(ctx, `SELECT * FROM escalations WHERE escalation_key = $1`, e.Key)
 	esc, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Escalation])
 	if err != nil {
 		return Escalation{}, false, fmt.Errorf("store: read escalation %s: %w", e.Key, err)

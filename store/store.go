@@ -20,6 +20,11 @@ import (
 // ErrNotFound is returned when no row matches.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrStaleExecution is returned for a write of an execution of a job's
+// workflow whose row a later execution has taken over: the writer has
+// ended, and what it would write is no longer true of the row.
+var ErrStaleExecution = errors.New("store: the job's row belongs to a later execution")
+
 // Status is a job's state in lipsync_jobs.
 type Status string
 
@@ -251,6 +256,26 @@ func (s *Store) EarlierRequestIDs(ctx context.Context, workflowID, executionID s
 		return nil, fmt.Errorf("store: earlier requests of %s: %w", workflowID, err)
 	}
 	return ids, nil
+}
+
+// EarlierExecutionSeen says whether the job's workflow ID ran before the
+// given execution (events recorded by another execution, or before
+// executions were named), and when the latest of them was recorded. A
+// submission of a new execution looks for a request such an execution may
+// have created before it sends: an execution that ended abandoned, expired,
+// terminated or not submitted after a lost answer leaves no other trace.
+func (s *Store) EarlierExecutionSeen(ctx context.Context, workflowID, executionID string) (last time.Time, found bool, err error) {
+	var at *time.Time
+	err = s.pool.QueryRow(ctx, `
+		SELECT max(occurred_at) FROM lipsync_job_events
+		WHERE workflow_id = $1 AND execution_id IS DISTINCT FROM NULLIF($2, '')`, workflowID, executionID).Scan(&at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: earlier executions of %s: %w", workflowID, err)
+	}
+	if at == nil {
+		return time.Time{}, false, nil
+	}
+	return *at, true, nil
 }
 
 // JobUpdate moves a job forward. Zero fields leave columns as they are.

@@ -53,6 +53,11 @@ type fakeAccount struct {
 	// foreignHold is another workflow's account hold in force ("" = none):
 	// submissions are refused while it stands.
 	foreignHold string
+	// lostAnswers are jobs whose first submission creates the job at the
+	// vendor but fails with the quota refused on its retry, the activity
+	// reporting that a job may exist; created are those jobs.
+	lostAnswers map[string]bool
+	created     map[string]bool
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -83,6 +88,23 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 	env.OnActivity(a.Submit, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SubmitInput) (activities.SubmitResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if in.LookOnly {
+			if f.created[in.ReferenceID] {
+				delete(f.pending, in.ReferenceID)
+				return activities.SubmitResult{RequestID: "req-" + in.ReferenceID, Adopted: true, SubmittedAt: f.now()}, nil
+			}
+			return activities.SubmitResult{}, nil
+		}
+		if f.lostAnswers[in.ReferenceID] && !f.created[in.ReferenceID] {
+			if f.created == nil {
+				f.created = map[string]bool{}
+			}
+			f.created[in.ReferenceID] = true
+			f.accepted[in.ReferenceID]++
+			f.apiCalls++
+			return activities.SubmitResult{}, temporal.NewNonRetryableApplicationError("token limit reached", chamelaion.TypeQuotaExceeded, nil,
+				activities.ErrorDetails{StatusCode: 412, MayHaveCreated: true})
+		}
 		if f.held || f.foreignHold != "" {
 			return activities.SubmitResult{}, temporal.NewNonRetryableApplicationError("held", chamelaion.TypeQuotaExceeded, nil, activities.ErrorDetails{StatusCode: 412})
 		}

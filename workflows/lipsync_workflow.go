@@ -58,6 +58,7 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 	}
 	// Runs recorded before issue 13's fixes replay as they ran.
 	j.v = workflow.GetVersion(ctx, versionExactness, workflow.DefaultVersion, 1)
+	j.v2 = workflow.GetVersion(ctx, versionHeldNotLate, workflow.DefaultVersion, 1)
 	if in.Resume != nil {
 		j.state = *in.Resume
 		j.state.Runs++
@@ -144,6 +145,12 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 // escalation after submission may be resumed.
 const versionExactness = "job-exactness"
 
+// versionHeldNotLate marks runs in which time held behind another
+// workflow's account hold does not count against the deadline, and an
+// aborted batch's job whose submission may have reached the vendor looks
+// for its request before it is recorded not submitted.
+const versionHeldNotLate = "job-held-not-late"
+
 // offers says whether the job, waiting on its escalation, takes action.
 func (j *job) offers(action string) error {
 	esc := j.pending
@@ -221,7 +228,8 @@ func (j *job) awaitDecision(ctx workflow.Context, esc *escalation) (Decision, er
 		d = *j.decision
 	}
 	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), fmt.Sprintf("record the answer: %s by %s", d.Action, orUnknown(d.By))), a.RecordDecision, activities.DecisionInput{
-		WorkflowID: j.workflowID, Attempt: j.state.Attempt, Action: d.Action, By: d.By, Note: d.Note,
+		WorkflowID: j.workflowID, ExecutionID: j.state.ExecutionID, Attempt: j.state.Attempt, Action: d.Action, By: d.By, Note: d.Note,
+		Reason: esc.details.Reason, Message: esc.details.Message,
 	}).Get(ctx, nil); err != nil {
 		return Decision{}, fmt.Errorf("record decision: %w", err)
 	}
@@ -243,6 +251,7 @@ func (j *job) retry(ctx workflow.Context) {
 	}
 	j.state.Attempt++
 	j.state.RequestID = ""
+	j.state.HeldSince, j.state.HeldFor = time.Time{}, 0
 	j.state.Adopted = false
 	j.state.StuckNotified = false
 	j.state.StartedAt = workflow.Now(ctx)
@@ -262,6 +271,7 @@ func (j *job) retry(ctx workflow.Context) {
 func (j *job) resume(ctx workflow.Context, d Decision) error {
 	j.state.Attempt++
 	j.state.StartedAt = workflow.Now(ctx)
+	j.state.HeldSince, j.state.HeldFor = time.Time{}, 0
 	j.escalated, j.lastError, j.blocked = "", "", ""
 	status := "submitted"
 	switch {
@@ -325,8 +335,9 @@ type job struct {
 	// blocked names the account-wide failure the job waits on.
 	blocked string
 	// v is the run's version of the workflow's behaviour
-	// (versionExactness).
-	v workflow.Version
+	// (versionExactness), v2 of versionHeldNotLate.
+	v  workflow.Version
+	v2 workflow.Version
 	// pending is the escalation waiting for a human's answer.
 	pending *escalation
 	// abortNote says why a held-back job was given up without its
@@ -438,6 +449,16 @@ func (j *job) submit(ctx workflow.Context) error {
 			return err
 		}
 		if d.Action != activities.DecisionResume {
+			if j.v2 >= 1 && j.state.SubmitMayExist {
+				// A request sent before the failure may have created the
+				// job: adopt it if the vendor has it, rather than record
+				// a paid job as never submitted.
+				if found, ok := j.lookOnly(ctx); ok {
+					res = found
+					break
+				}
+				msg += "; a request sent before the failure may have reached the vendor: a re-run of this reference_id looks for it before sending"
+			}
 			return j.notSubmitted(ctx, reason, msg)
 		}
 	}
@@ -471,6 +492,24 @@ func (j *job) submit(ctx workflow.Context) error {
 	return nil
 }
 
+// lookOnly asks the vendor once for the request an earlier submission of
+// the job may have created, without sending one. ok is false when none was
+// found or the vendor could not be asked.
+func (j *job) lookOnly(ctx workflow.Context) (res activities.SubmitResult, ok bool) {
+	in := activities.SubmitInput{
+		WorkflowID: j.workflowID, ExecutionID: j.state.ExecutionID, ReferenceID: j.state.ReferenceID, Attempt: j.state.Attempt,
+		Video: j.in.Video, Audio: j.in.Audio, DisableActiveSpeakerDetection: j.in.DisableActiveSpeakerDetection,
+		KnownRequestIDs: j.state.PreviousRequestIDs, LookOnly: true, EarlierEndedAt: j.state.SubmitEndedAt,
+		RetryBudget: j.state.Settings.RetryMaxElapsed, RecordLater: true,
+	}
+	summary := fmt.Sprintf("submit attempt %d: the batch aborted; look (only) for the job an earlier submission may have created", j.state.Attempt)
+	if err := workflow.ExecuteActivity(j.apiOptions(ctx, j.state.Settings.SubmitTaskQueue, summary), a.Submit, in).Get(ctx, &res); err != nil {
+		workflow.GetLogger(ctx).Warn("could not look for the job an earlier submission may have created", "Error", err)
+		return activities.SubmitResult{}, false
+	}
+	return res, res.RequestID != ""
+}
+
 // versionLearnedPolls marks runs that may poll on a learned plan.
 const versionLearnedPolls = "learned-poll-plan"
 
@@ -488,7 +527,7 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 			next.Resume = &state
 			return LipSyncResult{}, workflow.NewContinueAsNewError(ctx, WorkflowName, next)
 		}
-		remaining := deadline.Sub(workflow.Now(ctx))
+		remaining := deadline.Add(j.heldTime(ctx)).Sub(workflow.Now(ctx))
 		if remaining <= 0 {
 			return LipSyncResult{}, j.escalateFailure(ctx, ReasonDeadlineExceeded, 0,
 				fmt.Sprintf("job not finished within its deadline of %s (last status %s)", readable(s.Deadline), j.state.Status))
@@ -515,6 +554,7 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		var res activities.CheckStatusResult
 		err := workflow.ExecuteActivity(j.apiOptions(ctx, s.StatusTaskQueue, summary), a.CheckStatus, in).Get(ctx, &res)
 		if err != nil {
+			j.unheld(ctx)
 			reason, status, msg := classifyActivityFailure("check status", err, s.RetryMaxElapsed)
 			if j.v >= 1 && isCredentialFailure(reason) && !temporal.IsCanceledError(err) {
 				resumed, err := j.credentialFailure(ctx, reason, status, msg)
@@ -531,6 +571,9 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 			// No API call was made: another workflow holds the account
 			// after a rejected key, and answers for every job.
 			j.state.StatusChecks--
+			if j.v2 >= 1 && j.state.HeldSince.IsZero() {
+				j.state.HeldSince = workflow.Now(ctx)
+			}
 			if j.blocked == "" {
 				workflow.GetLogger(ctx).Warn("status checks held: the account's key was rejected", "Reason", res.HeldBy.Reason, "Owner", res.HeldBy.Owner)
 			}
@@ -542,6 +585,7 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 		if j.blocked != "" {
 			j.blocked, j.lastError = "", ""
 		}
+		j.unheld(ctx)
 		if res.Unrecorded {
 			if err := j.recordProgress(ctx, checkProgress(j, res), fmt.Sprintf("record check %d", j.state.StatusChecks)); err != nil {
 				return LipSyncResult{}, err
@@ -576,6 +620,25 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 				}
 			}
 		}
+	}
+}
+
+// heldTime is how long the job's status checks have been held behind
+// another workflow's account hold since its attempt started: the deadline
+// moves by as much.
+func (j *job) heldTime(ctx workflow.Context) time.Duration {
+	held := j.state.HeldFor
+	if !j.state.HeldSince.IsZero() {
+		held += workflow.Now(ctx).Sub(j.state.HeldSince)
+	}
+	return held
+}
+
+// unheld ends a hold's time: the status check ran.
+func (j *job) unheld(ctx workflow.Context) {
+	if !j.state.HeldSince.IsZero() {
+		j.state.HeldFor += workflow.Now(ctx).Sub(j.state.HeldSince)
+		j.state.HeldSince = time.Time{}
 	}
 }
 
@@ -784,6 +847,7 @@ func (j *job) escalateFailure(ctx workflow.Context, reason string, status int, m
 func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, msg string) error {
 	in := activities.EscalateInput{
 		WorkflowID:  j.workflowID,
+		ExecutionID: j.state.ExecutionID,
 		ReferenceID: j.state.ReferenceID,
 		RequestID:   j.state.RequestID,
 		Attempt:     j.state.Attempt,
@@ -795,6 +859,12 @@ func (j *job) escalate(ctx workflow.Context, kind, reason string, status int, ms
 	var res activities.EscalateResult
 	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), fmt.Sprintf("escalate (%s): %s", kind, reason)), a.Escalate, in).Get(ctx, &res); err != nil {
 		return fmt.Errorf("record escalation: %w", err)
+	}
+	if res.Stale {
+		// A later execution owns the job's row: this one has ended, and
+		// its escalation is nobody's to answer.
+		workflow.GetLogger(ctx).Warn("escalation not recorded: a later execution of the job owns its row", "Reason", reason)
+		return nil
 	}
 	if kind == activities.KindFailure {
 		j.escalated = reason

@@ -477,7 +477,11 @@ func TestRetryAfterADecisionResubmitsAndCompletes(t *testing.T) {
 	require.True(t, accepted)
 	require.Len(t, h.submits, 2, "resubmitted once")
 	require.Len(t, h.escalate, 1)
-	require.Equal(t, []activities.DecisionInput{{WorkflowID: workflowIDForTests, Attempt: 1, Action: "retry", By: "ops@example", Note: "plan upgraded"}}, h.decisions)
+	require.Len(t, h.decisions, 1)
+	d := h.decisions[0]
+	require.Equal(t, activities.DecisionInput{WorkflowID: workflowIDForTests, ExecutionID: d.ExecutionID, Attempt: 1, Action: "retry", By: "ops@example", Note: "plan upgraded",
+		Reason: h.escalate[0].Reason, Message: h.escalate[0].Message}, d)
+	require.NotEmpty(t, d.ExecutionID)
 	require.Equal(t, 2*time.Hour, h.submits[1].Sub(h.submits[0]))
 }
 

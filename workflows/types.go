@@ -211,6 +211,12 @@ type JobState struct {
 	SubmitEndedAt  time.Time `json:",omitempty"`
 	// BatchSeq numbers the events the job has told its batch.
 	BatchSeq int `json:",omitempty"`
+	// HeldSince is when the job's status checks were first found held by
+	// another workflow's account hold (zero when not held), and HeldFor
+	// the time they were held before: neither counts against the job's
+	// deadline (the job waits on a human's answer, not the vendor).
+	HeldSince time.Time     `json:",omitempty"`
+	HeldFor   time.Duration `json:",omitempty"`
 }
 
 // LipSyncResult is a completed job.
@@ -322,6 +328,11 @@ func ValidateInput(in LipSyncInput) error {
 	}
 	if in.Deadline < 0 {
 		return fmt.Errorf("deadline must not be negative")
+	}
+	if in.StuckAfter > 0 && in.Deadline > 0 && in.StuckAfter >= in.Deadline {
+		// The stuck notice would never come before the deadline's
+		// escalation (as JOB_STUCK_AFTER >= JOB_DEADLINE is refused).
+		return fmt.Errorf("stuck_after (%s) must be shorter than the deadline (%s)", in.StuckAfter, in.Deadline)
 	}
 	return nil
 }
