@@ -25,7 +25,7 @@ func TestAnAbortedBatchAdoptsAJobALostAnswerCreated(t *testing.T) {
 			OnReject: func(err error) { t.Errorf("abort refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
 		}, BatchDecision{Action: activities.DecisionAbort, By: "ops"})
 	}, time.Hour)
-	res := runBatch(t, env, BatchInput{BatchID: "abort-lost", Jobs: batchJobs("a-", 3), Concurrency: 3})
+	res := runBatch(t, env, BatchInput{BatchID: "abort-lost", Jobs: batchJobs("a-", 3), Concurrency: 1})
 	require.True(t, res.Aborted)
 	require.Equal(t, 1, res.Completed, "the adopted job completed")
 	require.Equal(t, 2, res.NotSubmitted)
