@@ -31,7 +31,7 @@ type API interface {
 type Store interface {
 	RecordJob(ctx context.Context, j store.NewJob) error
 	EarlierRequestIDs(ctx context.Context, workflowID, executionID string, attempt int) ([]string, error)
-	EarlierExecutionSeen(ctx context.Context, workflowID, executionID string) (time.Time, bool, error)
+	PriorRuns(ctx context.Context, workflowID, executionID string, attempt int) (store.PriorRuns, error)
 	ClaimAccountHold(ctx context.Context, h store.NewHold, reasons []string) (store.AccountHold, bool, error)
 	UpdateJob(ctx context.Context, u store.JobUpdate) (bool, error)
 	RecordEscalation(ctx context.Context, e store.NewEscalation) (store.Escalation, bool, error)

@@ -285,3 +285,70 @@ func TestAttemptsThatEndWithoutAResultSpendTheRetryBudget(t *testing.T) {
 	require.True(t, d.MayHaveCreated, "the next submission looks first")
 	require.Zero(t, f.emu.Stats().JobsByReferenceID["silent"], "nothing sent")
 }
+
+// TestAReRunAfterATerminatedSubmissionWaitsForItsRequestToLand: execution
+// e1 is terminated with its submission's request in flight (its row says
+// only "pending": the records cannot tell when it stopped). A re-run
+// started at once must not list before that request can have landed: it
+// looks from twice the settle window after its own start, finds the job e1
+// created and adopts it (before: it looked from e1's last record, listed
+// too early, and sent a second request).
+func TestAReRunAfterATerminatedSubmissionWaitsForItsRequestToLand(t *testing.T) {
+	f := newFixture(t)
+	f.acts.SubmitSettle = 2 * time.Second
+	ctx := context.Background()
+	const wf = "lipsync-terminated"
+	require.NoError(t, f.store.RecordJob(ctx, store.NewJob{WorkflowID: wf, ReferenceID: "terminated", VideoSource: "v", AudioSource: "a", ExecutionID: "e1", Attempt: 1}))
+	landed := make(chan string, 1)
+	go func() {
+		// e1's request lands 2.5 s later.
+		time.Sleep(2500 * time.Millisecond)
+		resp, err := f.acts.API.Generate(ctx, chamelaion.GenerateRequest{ReferenceID: "terminated", VideoURL: "https://cdn.example.com/v.mp4", AudioURL: "https://cdn.example.com/a.wav"})
+		if err != nil {
+			landed <- "error: " + err.Error()
+			return
+		}
+		landed <- resp.RequestID
+	}()
+	require.NoError(t, f.store.RecordJob(ctx, store.NewJob{WorkflowID: wf, ReferenceID: "terminated", VideoSource: "v", AudioSource: "a", ExecutionID: "e2", Attempt: 1}))
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	val, err := env.ExecuteActivity(f.acts.Submit, activities.SubmitInput{
+		WorkflowID: wf, ExecutionID: "e2", ReferenceID: "terminated", Attempt: 1,
+		Video: "https://cdn.example.com/v.mp4", Audio: "https://cdn.example.com/a.wav",
+	})
+	require.NoError(t, err)
+	var res activities.SubmitResult
+	require.NoError(t, val.Get(&res))
+	require.Equal(t, <-landed, res.RequestID)
+	require.True(t, res.Adopted)
+	require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["terminated"])
+}
+
+// TestAResetSubmissionTakesTheRequestItsAttemptRecorded: a workflow reset
+// to before its submission ended runs the submission again, as the same
+// execution and attempt. The request the row already holds for them is
+// taken, and nothing is sent (before: a second vendor job).
+func TestAResetSubmissionTakesTheRequestItsAttemptRecorded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const wf = "lipsync-reset"
+	in := activities.SubmitInput{
+		WorkflowID: wf, ExecutionID: "e1", ReferenceID: "reset", Attempt: 1,
+		Video: "https://cdn.example.com/v.mp4", Audio: "https://cdn.example.com/a.wav",
+	}
+	require.NoError(t, f.store.RecordJob(ctx, store.NewJob{WorkflowID: wf, ReferenceID: "reset", VideoSource: "v", AudioSource: "a", ExecutionID: "e1", Attempt: 1}))
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	var first, second activities.SubmitResult
+	val, err := env.ExecuteActivity(f.acts.Submit, in)
+	require.NoError(t, err)
+	require.NoError(t, val.Get(&first))
+	val, err = env.ExecuteActivity(f.acts.Submit, in)
+	require.NoError(t, err)
+	require.NoError(t, val.Get(&second))
+	require.Equal(t, first.RequestID, second.RequestID)
+	require.Equal(t, 1, f.emu.Stats().JobsByReferenceID["reset"])
+}

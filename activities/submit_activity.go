@@ -139,7 +139,7 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		case in.LookFirst || in.LookOnly:
 			p.Look, p.LookAfter = true, in.EarlierEndedAt.Add(a.SubmitSettle)
 		case in.ExecutionID != "":
-			p.Look, p.LookAfter = a.earlierExecutionMayHaveSent(ctx, in)
+			a.priorRuns(ctx, in, &p)
 		}
 	}
 	fail := func(err error) (SubmitResult, error) {
@@ -261,23 +261,31 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	return res, nil
 }
 
-// earlierExecutionSeen says whether a first submission of an execution
-// must look for a request first, and from when: when the job's workflow ID
-// ran before (an earlier execution abandoned, expired, terminated or not
-// submitted may have sent a request whose answer was lost, and left no
-// other trace), from the settle window after that execution's last record.
-// A store that cannot tell means look (a list request is cheaper than a
-// second paid job).
-func (a *Activities) earlierExecutionMayHaveSent(ctx context.Context, in SubmitInput) (look bool, after time.Time) {
-	last, found, err := a.Store.EarlierExecutionSeen(ctx, in.WorkflowID, in.ExecutionID)
+// priorRuns sets up a first submission of an execution from what the
+// job's records say of runs before it: the request this very attempt
+// already recorded (a workflow reset ran the submission again) is taken as
+// it is; when the job's workflow ID ran before, the submission looks for a
+// request that run may have created, from the settle window after its last
+// record, or, when that run was stopped from outside at a moment the
+// records do not tell (terminated, say), from twice the window after now
+// (its request was sent before it stopped, before now). A store that
+// cannot tell means look (a list request is cheaper than a second job).
+func (a *Activities) priorRuns(ctx context.Context, in SubmitInput, p *attemptProgress) {
+	now := time.Now()
+	prior, err := a.Store.PriorRuns(ctx, in.WorkflowID, in.ExecutionID, in.Attempt)
 	switch {
 	case err != nil:
 		a.logger().Warn("could not tell whether the job ran before; looking for an earlier request first", "workflow_id", in.WorkflowID, "error", err)
-		return true, time.Now()
-	case !found:
-		return false, time.Time{}
+		p.Look, p.LookAfter = true, now.Add(a.SubmitSettle)
+	case prior.Recorded != "":
+		p.RequestID, p.AnsweredAt = prior.Recorded, now.UTC()
+		p.Next = fmt.Sprintf("request %s was recorded for this attempt before (the workflow was reset): taken, nothing sent", prior.Recorded)
+	case !prior.Earlier:
+	case prior.EarlierEnded:
+		p.Look, p.LookAfter = true, prior.EarlierLast.Add(a.SubmitSettle)
+	default:
+		p.Look, p.LookAfter = true, now.Add(2*a.SubmitSettle)
 	}
-	return true, last.Add(a.SubmitSettle)
 }
 
 // retryable says whether an activity error is retried by Temporal.

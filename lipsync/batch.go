@@ -53,6 +53,11 @@ func (c *Client) SubmitBatch(ctx context.Context, b Batch) (*BatchRun, error) {
 	if err := workflows.ValidateBatchInput(b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidJob, err)
 	}
+	for i, j := range b.Jobs {
+		if err := workflows.ValidateNewJob(j); err != nil {
+			return nil, fmt.Errorf("%w: job %d (%s): %v", ErrInvalidJob, i+1, j.ReferenceID, err)
+		}
+	}
 	if n, err := encodedSize(b); err != nil {
 		return nil, err
 	} else if n > MaxBatchInputBytes {

@@ -79,7 +79,7 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 	if job.ReferenceID == "" {
 		job.ReferenceID = uuid.NewString()
 	}
-	if err := workflows.ValidateInput(job); err != nil {
+	if err := workflows.ValidateNewJob(job); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidJob, err)
 	}
 	id := workflows.WorkflowID(job.ReferenceID)

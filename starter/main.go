@@ -215,7 +215,7 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if job.Video == "" || job.Audio == "" {
 		return fmt.Errorf("%w: submit: --video-url and --audio-url are required (or --media-from FILE|-)", errUsage)
 	}
-	if err := workflows.ValidateInput(job); err != nil {
+	if err := workflows.ValidateNewJob(job); err != nil {
 		return fmt.Errorf("%w: submit: %v", errUsage, err)
 	}
 	c, err := dial(ctx, cfg, stderr)

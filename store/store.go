@@ -258,24 +258,53 @@ func (s *Store) EarlierRequestIDs(ctx context.Context, workflowID, executionID s
 	return ids, nil
 }
 
-// EarlierExecutionSeen says whether the job's workflow ID ran before the
-// given execution (events recorded by another execution, or before
-// executions were named), and when the latest of them was recorded. A
-// submission of a new execution looks for a request such an execution may
-// have created before it sends: an execution that ended abandoned, expired,
-// terminated or not submitted after a lost answer leaves no other trace.
-func (s *Store) EarlierExecutionSeen(ctx context.Context, workflowID, executionID string) (last time.Time, found bool, err error) {
-	var at *time.Time
+// PriorRuns is what the job's records say of runs before a submission: a
+// submission looks for a request such a run may have created before it
+// sends (an execution that ended abandoned, expired, terminated or not
+// submitted after a lost answer leaves no other trace).
+type PriorRuns struct {
+	// Earlier: the job's workflow ID ran before this execution (events of
+	// another execution, or recorded before executions were named);
+	// EarlierLast is when the latest of them was recorded, and
+	// EarlierEnded whether it ended the row (a terminal status): when not,
+	// the execution was stopped from outside (terminated, say) at a moment
+	// the records do not tell.
+	Earlier      bool
+	EarlierLast  time.Time
+	EarlierEnded bool
+	// Recorded is the request the row already holds for this very
+	// execution and attempt: a workflow reset to before its submission
+	// ended runs the submission again, and must take that request.
+	Recorded string
+}
+
+// PriorRuns reads what the job's records say of runs before the given
+// attempt of the given execution submits.
+func (s *Store) PriorRuns(ctx context.Context, workflowID, executionID string, attempt int) (PriorRuns, error) {
+	var p PriorRuns
+	var status Status
+	err := s.pool.QueryRow(ctx, `
+		SELECT occurred_at, status FROM lipsync_job_events
+		WHERE workflow_id = $1 AND execution_id IS DISTINCT FROM NULLIF($2, '')
+		ORDER BY occurred_at DESC, id DESC LIMIT 1`, workflowID, executionID).Scan(&p.EarlierLast, &status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return PriorRuns{}, fmt.Errorf("store: earlier runs of %s: %w", workflowID, err)
+	default:
+		p.Earlier, p.EarlierEnded = true, status.Terminal()
+	}
+	var recorded *string
 	err = s.pool.QueryRow(ctx, `
-		SELECT max(occurred_at) FROM lipsync_job_events
-		WHERE workflow_id = $1 AND execution_id IS DISTINCT FROM NULLIF($2, '')`, workflowID, executionID).Scan(&at)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("store: earlier executions of %s: %w", workflowID, err)
+		SELECT request_id FROM lipsync_jobs
+		WHERE workflow_id = $1 AND execution_id = $2 AND attempt = $3`, workflowID, executionID, max(attempt, 1)).Scan(&recorded)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return PriorRuns{}, fmt.Errorf("store: the recorded request of %s: %w", workflowID, err)
 	}
-	if at == nil {
-		return time.Time{}, false, nil
+	if recorded != nil {
+		p.Recorded = *recorded
 	}
-	return *at, true, nil
+	return p, nil
 }
 
 // JobUpdate moves a job forward. Zero fields leave columns as they are.

@@ -434,6 +434,7 @@ func (j *job) submit(ctx workflow.Context) error {
 				return workflow.NewContinueAsNewError(ctx, WorkflowName, next)
 			}
 			held++
+			j.heldFrom(ctx)
 			if err := j.waitOnHold(ctx, reason, msg); err != nil {
 				return err
 			}
@@ -444,10 +445,12 @@ func (j *job) submit(ctx workflow.Context) error {
 		}
 		// Every further submission of the account would fail alike: the
 		// batch escalates once and answers for every job it holds back.
+		j.heldFrom(ctx)
 		d, err := j.awaitAccountDecision(ctx, reason, status, msg)
 		if err != nil {
 			return err
 		}
+		j.unheld(ctx)
 		if d.Action != activities.DecisionResume {
 			if j.v2 >= 1 && j.state.SubmitMayExist {
 				// A request sent before the failure may have created the
@@ -465,6 +468,7 @@ func (j *job) submit(ctx workflow.Context) error {
 	if j.blocked != "" {
 		j.blocked, j.lastError = "", ""
 	}
+	j.unheld(ctx)
 	j.state.RequestID = res.RequestID
 	j.state.Adopted = res.Adopted
 	j.state.SubmitMayExist, j.state.SubmitEndedAt = false, time.Time{}
@@ -571,9 +575,7 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 			// No API call was made: another workflow holds the account
 			// after a rejected key, and answers for every job.
 			j.state.StatusChecks--
-			if j.v2 >= 1 && j.state.HeldSince.IsZero() {
-				j.state.HeldSince = workflow.Now(ctx)
-			}
+			j.heldFrom(ctx)
 			if j.blocked == "" {
 				workflow.GetLogger(ctx).Warn("status checks held: the account's key was rejected", "Reason", res.HeldBy.Reason, "Owner", res.HeldBy.Owner)
 			}
@@ -623,9 +625,19 @@ func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 	}
 }
 
-// heldTime is how long the job's status checks have been held behind
-// another workflow's account hold since its attempt started: the deadline
-// moves by as much.
+// heldFrom marks the job held from now (if it is not already), on a run
+// that counts held time (versionHeldNotLate): its status checks or its
+// submission wait behind another workflow's account hold, or for its
+// batch's answer to an account-wide failure.
+func (j *job) heldFrom(ctx workflow.Context) {
+	if j.v2 >= 1 && j.state.HeldSince.IsZero() {
+		j.state.HeldSince = workflow.Now(ctx)
+	}
+}
+
+// heldTime is how long the job has been held (behind another workflow's
+// account hold, or waiting for its batch's answer) since its attempt
+// started: the deadline moves by as much.
 func (j *job) heldTime(ctx workflow.Context) time.Duration {
 	held := j.state.HeldFor
 	if !j.state.HeldSince.IsZero() {
@@ -678,10 +690,12 @@ func (j *job) credentialFailure(ctx workflow.Context, reason string, status int,
 			resumable: true, account: true}
 	}
 	prev := j.state.Status
+	j.heldFrom(ctx)
 	d, err := j.awaitAccountDecision(ctx, reason, status, msg)
 	if err != nil {
 		return false, err
 	}
+	j.unheld(ctx)
 	j.setStatus(ctx, prev)
 	j.publish(ctx)
 	return d.Action == activities.DecisionResume, nil

@@ -329,10 +329,20 @@ func ValidateInput(in LipSyncInput) error {
 	if in.Deadline < 0 {
 		return fmt.Errorf("deadline must not be negative")
 	}
+	return nil
+}
+
+// ValidateNewJob is ValidateInput and the checks a job is held to when it
+// starts, which a running job's continued runs are not (it was accepted
+// without them): its own stuck_after must be shorter than its own
+// deadline, as JOB_STUCK_AFTER must be shorter than JOB_DEADLINE, or the
+// stuck notice could never come.
+func ValidateNewJob(in LipSyncInput) error {
+	if err := ValidateInput(in); err != nil {
+		return err
+	}
 	if in.StuckAfter > 0 && in.Deadline > 0 && in.StuckAfter >= in.Deadline {
-		// The stuck notice would never come before the deadline's
-		// escalation (as JOB_STUCK_AFTER >= JOB_DEADLINE is refused).
-		return fmt.Errorf("stuck_after (%s) must be shorter than the deadline (%s)", in.StuckAfter, in.Deadline)
+		return fmt.Errorf("stuck_after (%s) must be shorter than the deadline (%s)", readable(in.StuckAfter), readable(in.Deadline))
 	}
 	return nil
 }
