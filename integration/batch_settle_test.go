@@ -103,7 +103,9 @@ func TestBatchSettlesWhileJobsWaitForAHuman(t *testing.T) {
 		}
 	}
 	// The jobs are still waiting, each resolvable on its own.
-	var st struct{ WaitingForDecision bool }
+	var st struct {
+		WaitingForDecision bool `json:"waiting_for_decision"`
+	}
 	stOut, _, code := s.starter(ctx, "status", "--reference-id", refs[0])
 	require.Equal(t, 0, code)
 	require.NoError(t, json.Unmarshal([]byte(stOut), &st))

@@ -107,7 +107,7 @@ func TestBatch(t *testing.T) {
 	require.Equal(t, callsAtHold, generateCalls(), "no generation request while the account is held")
 	out, _, code := s.starter(ctx, "batch-status", "itest-batch")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, `"Status": "paused"`)
+	require.Contains(t, out, `"status": "paused"`)
 	// The Web UI's view: the batch's search attributes say it is paused and
 	// why.
 	require.Eventually(t, func() bool {

@@ -92,9 +92,12 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, "lipsync-"+j.ref, lines[0], j.ref)
 		if j.wantExit == 0 {
 			var res struct {
-				RequestID, Status, OutputURL string
-				StatusChecks, Runs           int
-				Adopted                      bool
+				RequestID    string `json:"request_id"`
+				Status       string `json:"status"`
+				OutputURL    string `json:"output_url"`
+				StatusChecks int    `json:"status_checks"`
+				Runs         int    `json:"runs"`
+				Adopted      bool   `json:"adopted"`
 			}
 			require.NoError(t, json.Unmarshal([]byte(lines[1]), &res), "%s: %s", j.ref, r.stdout)
 			require.Equal(t, "completed", res.Status, j.ref)
@@ -164,7 +167,7 @@ func TestEndToEnd(t *testing.T) {
 			"--video-url", mediaURL("e2e-ok-1", "video"), "--audio-url", mediaURL("e2e-ok-1", "audio"))
 		require.Equal(t, 0, code, errOut)
 		require.Contains(t, errOut, "attached to the existing job")
-		require.Contains(t, out, `"Status": "completed"`)
+		require.Contains(t, out, `"status": "completed"`)
 		require.Equal(t, 1, s.stats().JobsByReference["e2e-ok-1"])
 	})
 
@@ -186,7 +189,7 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, 0, code, errOut)
 		require.Eventually(t, func() bool {
 			out, _, code := s.starter(ctx, "status", "--reference-id", "e2e-queued-long")
-			return code == 0 && strings.Contains(out, `"Status": "queued"`)
+			return code == 0 && strings.Contains(out, `"status": "queued"`)
 		}, 30*time.Second, 200*time.Millisecond)
 		time.Sleep(3 * time.Second)
 		queuedBefore := time.Now().Add(-2 * time.Second).UTC().Format(time.RFC3339)
@@ -223,7 +226,7 @@ func TestEndToEnd(t *testing.T) {
 		out, errOut, code = s.starter(ctx, "submit", "--wait", "--reference-id", "e2e-412",
 			"--video-url", mediaURL("e2e-412", "video"), "--audio-url", mediaURL("e2e-412", "audio"))
 		require.Equal(t, 0, code, "the retried job completes: %s %s", out, errOut)
-		require.Contains(t, out, `"Status": "completed"`)
+		require.Contains(t, out, `"status": "completed"`)
 
 		_, errOut, code = resolve("lipsync-e2e-failed", "abandon", "--note", "media deleted upstream", "--by", "itest-operator")
 		require.Equal(t, 0, code, errOut)

@@ -320,23 +320,41 @@ func batchStatus(ctx context.Context, cfg config.Config, args []string, stdout, 
 		return err
 	}
 	fmt.Fprintln(stderr, progressLine(p, false))
-	out := struct {
-		lipsync.BatchProgress
-		// Now is how the batch's jobs stand in PostgreSQL (an ended batch).
-		Now *batchNow `json:",omitempty"`
-	}{BatchProgress: p}
+	// Now is how the batch's jobs stand in PostgreSQL (an ended batch).
+	var now *batchNow
 	if p.Ended() {
-		switch now, err := readBatchNow(ctx, cfg, p.BatchID); {
+		switch n, err := readBatchNow(ctx, cfg, p.BatchID); {
 		case err != nil:
 			fmt.Fprintf(stderr, "the batch has ended; how its jobs stand since is in PostgreSQL: %v\n", err)
 		default:
-			out.Now = now
-			fmt.Fprintln(stderr, now.line())
+			now = n
+			fmt.Fprintln(stderr, n.line())
 		}
+	}
+	out, err := withNow(p, now)
+	if err != nil {
+		return err
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// withNow is the progress as the wire contract spells it, with how the
+// jobs stand now beside it ("now", when known).
+func withNow(p lipsync.BatchProgress, now *batchNow) (map[string]any, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode progress: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("encode progress: %w", err)
+	}
+	if now != nil {
+		out["now"] = now
+	}
+	return out, nil
 }
 
 // batchNow is how an ended batch's jobs stand now, from PostgreSQL.

@@ -264,15 +264,8 @@ func submit(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		return err
 	}
 	fmt.Fprintln(stderr, describe(res))
-	return enc.Encode(printed{Result: res, Took: readable(res.Duration)})
-}
-
-// printed is a completed job as submit --wait prints it: the result's
-// JSON, and how long it took as a person reads it.
-type printed struct {
-	lipsync.Result
-	// Took is the result's Duration (nanoseconds) written as 3m15s.
-	Took string
+	// The result as the wire contract spells it: its duration reads 3m15s.
+	return enc.Encode(res)
 }
 
 // describe says in one line how a completed job went.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chamelaion-lipsync/worker/lipsync"
+	"github.com/chamelaion-lipsync/worker/store"
 )
 
 // TestBadInputIsRefusedBeforeConnecting: usage errors and invalid jobs exit
@@ -49,10 +50,20 @@ func TestACompletedJobIsPrintedWithReadableDurations(t *testing.T) {
 		SubmittedAt: start.Add(1500 * time.Millisecond), FinishedAt: start.Add(3*time.Minute + 15*time.Second),
 		Duration: 3*time.Minute + 15*time.Second, StatusChecks: 6, Runs: 1}
 	require.Equal(t, "job ep-1 completed in 3m15s: submitted 2s after it started, 6 status checks", describe(res))
-	b, err := json.Marshal(printed{Result: res, Took: readable(res.Duration)})
+	b, err := json.Marshal(res)
 	require.NoError(t, err)
-	require.Contains(t, string(b), `"Duration":195000000000`, "the result's JSON is unchanged")
-	require.Contains(t, string(b), `"Took":"3m15s"`)
+	require.Contains(t, string(b), `"duration":"3m15s"`, "the result's JSON is the wire contract's")
+	require.Contains(t, string(b), `"started_at":"2026-04-07T10:00:00Z"`)
 	require.Equal(t, "26h5m", readable(26*time.Hour+5*time.Minute+10*time.Second))
 	require.Equal(t, "850ms", readable(850*time.Millisecond))
+}
+
+func TestBatchStatusPrintsTheProgressWithHowTheJobsStandNow(t *testing.T) {
+	out, err := withNow(lipsync.BatchProgress{BatchID: "b", Status: "completed", Total: 2, Completed: 1},
+		&batchNow{Jobs: map[store.Status]int{"completed": 1, "abandoned": 1}})
+	require.NoError(t, err)
+	b, err := json.Marshal(out)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"batch_id":"b"`, "the progress in the contract's names")
+	require.Contains(t, string(b), `"now":{"Jobs":{"abandoned":1,"completed":1}}`, "and how the jobs stand now beside it")
 }

@@ -136,7 +136,7 @@ func (b *batch) applyDecision(ctx workflow.Context) error {
 	}
 	for _, ref := range p.Blocked {
 		if i := b.inFlight(ref); i >= 0 && b.state.InFlight[i].Status == jobBlocked {
-			b.tell(&b.state.InFlight[i], AccountDecision(d))
+			b.tell(&b.state.InFlight[i], AccountDecision{Action: d.Action, Note: d.Note, By: d.By})
 		}
 	}
 	b.publish(ctx)

@@ -30,6 +30,7 @@ func (b *batch) progress() BatchProgress {
 		Remaining: b.remaining(),
 		InFlight:  len(b.state.InFlight),
 		Runs:      b.state.Runs,
+		legacy:    b.in.legacy,
 	}
 	if b.state.Aborted {
 		p.Remaining = 0
@@ -74,6 +75,7 @@ func (b *batch) result() BatchResult {
 		Outcomes:       b.state.Outcomes,
 		OutcomesListed: len(b.state.Outcomes) == p.Escalated+p.Abandoned+p.NotSubmitted+p.Duplicate+p.Cancelled,
 		Runs:           b.state.Runs,
+		legacy:         b.in.legacy,
 	}
 }
 

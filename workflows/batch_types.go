@@ -96,6 +96,12 @@ type BatchInput struct {
 	// Resume carries the batch's state into a continued run. Callers leave
 	// it nil.
 	Resume *BatchState `json:",omitempty"`
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
+	// wireErr is why the batch, sent in the contract's shape, could not
+	// be read (ValidateBatchInput reports it).
+	wireErr error
 }
 
 // BatchState is what a batch carries across continue-as-new.
@@ -236,6 +242,9 @@ type BatchProgress struct {
 	// Pause says why the batch is paused.
 	Pause *AccountPause `json:",omitempty"`
 	Runs  int
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // Ended says whether the batch has ended: every job settled (completed,
@@ -268,6 +277,9 @@ type BatchResult struct {
 	// and its later outcome is recorded in PostgreSQL.
 	Waiting int `json:",omitempty"`
 	Runs    int
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // BatchDecision is a human's answer to an account-wide failure.
@@ -278,6 +290,9 @@ type BatchDecision struct {
 	Action string
 	Note   string
 	By     string
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // ValidateBatchDecision refuses an unknown action and an oversized note or
@@ -294,6 +309,9 @@ func ValidateBatchDecision(d BatchDecision) error {
 
 // ValidateBatchInput refuses a batch that can never run, naming the job.
 func ValidateBatchInput(in BatchInput) error {
+	if in.wireErr != nil {
+		return in.wireErr
+	}
 	if in.BatchID == "" {
 		return errors.New("batch id is empty")
 	}

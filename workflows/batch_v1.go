@@ -379,7 +379,7 @@ func (b *batchV1) applyDecision(ctx workflow.Context) error {
 		}
 	}
 	for _, ref := range p.Blocked {
-		b.tellJob(ctx, ref, AccountDecision(d))
+		b.tellJob(ctx, ref, AccountDecision{Action: d.Action, Note: d.Note, By: d.By})
 	}
 	b.changed = true
 	b.publish(ctx)
@@ -471,6 +471,7 @@ func (b *batchV1) progress() BatchProgress {
 		Remaining: b.remaining(),
 		InFlight:  len(b.state.InFlight),
 		Runs:      b.state.Runs,
+		legacy:    b.in.legacy,
 	}
 	if b.state.Aborted {
 		p.Remaining = 0
@@ -513,6 +514,7 @@ func (b *batchV1) result() BatchResult {
 		Outcomes:       b.state.Outcomes,
 		OutcomesListed: len(b.state.Outcomes) == p.Escalated+p.Abandoned+p.NotSubmitted+p.Duplicate,
 		Runs:           b.state.Runs,
+		legacy:         b.in.legacy,
 	}
 }
 

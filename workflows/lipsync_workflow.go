@@ -28,6 +28,9 @@ type EscalationDetails struct {
 	Message      string
 	EscalationID int64
 	RequestID    string
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // LipSync runs one job: record it, submit it idempotently, poll its status
@@ -36,7 +39,8 @@ type EscalationDetails struct {
 // new every MaxPollsPerRun checks so its history stays bounded however long
 // the job runs.
 func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResult, error) {
-	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	in.legacy = legacyShape(ctx, in.legacy)
+	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, legacy: in.legacy}
 	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && in.BatchID != "" {
 		j.batchWorkflowID = parent.ID
 	}
@@ -48,7 +52,8 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 		}
 		j.ended(ctx, ref, err)
 	}
-	return res, err
+	res.legacy = j.legacy
+	return res, inShape(err, j.legacy)
 }
 
 func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error) {
@@ -95,7 +100,7 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve,
 		func(ctx workflow.Context, d Decision) (DecisionResult, error) {
 			j.decision = &d
-			return DecisionResult{Action: d.Action, Attempt: j.state.Attempt}, nil
+			return DecisionResult{Action: d.Action, Attempt: j.state.Attempt, legacy: j.legacy}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error {
 			if err := ValidateDecision(d); err != nil {
@@ -343,6 +348,8 @@ type job struct {
 	// abortNote says why a held-back job was given up without its
 	// batch's answer.
 	abortNote string
+	// legacy: the run answers in the shape before the wire contract.
+	legacy bool
 }
 
 func (j *job) status() JobStatus {
@@ -359,6 +366,7 @@ func (j *job) status() JobStatus {
 		Runs:               j.state.Runs,
 		WaitingForDecision: j.waiting,
 		BlockedOnAccount:   j.blocked,
+		legacy:             j.legacy,
 	}
 }
 

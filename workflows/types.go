@@ -164,6 +164,12 @@ type LipSyncInput struct {
 	// Resume carries the job's state into a continued run. Callers leave
 	// it nil.
 	Resume *JobState `json:",omitempty"`
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
+	// wireErr is why the job, sent in the contract's shape, could not be
+	// read (ValidateInput reports it).
+	wireErr error
 }
 
 // JobState is what a job knows about itself; it is carried across
@@ -242,6 +248,9 @@ type LipSyncResult struct {
 	StatusChecks int
 	// Runs is the number of workflow runs (continue-as-new) the job took.
 	Runs int
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // JobStatus answers the status query.
@@ -264,6 +273,9 @@ type JobStatus struct {
 	// QuotaExceeded) a batch job waits on until its batch is resumed or
 	// aborted.
 	BlockedOnAccount string `json:",omitempty"`
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // Decision is a human's answer to an escalated job.
@@ -276,6 +288,9 @@ type Decision struct {
 	Note string
 	// By says who or what sent it.
 	By string
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // DecisionResult acknowledges a Decision.
@@ -283,6 +298,9 @@ type DecisionResult struct {
 	Action string
 	// Attempt is the attempt the decision answered.
 	Attempt int
+	// legacy: written in Go's field names, as before the wire contract
+	// (wire.go).
+	legacy bool
 }
 
 // ValidateDecision refuses an unknown action. Whether the job offers the
@@ -309,6 +327,9 @@ func validateNote(note string) error {
 // with a message that says what is wrong (and never repeats a media URL,
 // which may carry credentials).
 func ValidateInput(in LipSyncInput) error {
+	if in.wireErr != nil {
+		return in.wireErr
+	}
 	if err := activities.ValidateMedia(in.Video, in.Audio); err != nil {
 		return err
 	}
