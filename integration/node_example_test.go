@@ -24,12 +24,14 @@ import (
 	"github.com/chamelaion-lipsync/worker/codec"
 )
 
-// TestNodeExample runs examples/node (the @temporalio/client of the npm
-// registry, with its own AES-256-GCM codec) against the dev server,
+// TestNodeExample builds and runs examples/node (TypeScript, the
+// @temporalio/client of the npm registry, with its own AES-256-GCM codec) against the dev server,
 // PostgreSQL, the emulator and a worker that refuses unencrypted media URLs,
 // and checks what it printed against the database, the emulator and the
 // histories. It installs the example's packages itself (npm ci, with npm's
-// cache under ~/.cache/lipsync/npm) and fails when node or npm is missing.
+// cache under ~/.cache/lipsync/npm), compiles it with the TypeScript
+// compiler they include (so the contract's types in contract.ts are checked
+// against the client's), and fails when node or npm is missing.
 func TestNodeExample(t *testing.T) {
 	node, err := exec.LookPath("node")
 	require.NoError(t, err, "TestNodeExample needs Node.js 20 or later (node) on PATH, as CI machines have: install it (apt-get install nodejs npm) rather than skip the test")
@@ -37,6 +39,10 @@ func TestNodeExample(t *testing.T) {
 	require.NoError(t, err, "TestNodeExample needs npm on PATH to install the example's packages")
 	dir := filepath.Join(repoRoot(t), "examples", "node")
 	npmInstall(t, npm, dir)
+	build := exec.Command(node, filepath.Join("node_modules", "typescript", "bin", "tsc"), "-p", ".")
+	build.Dir = dir
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "tsc in %s:\n%s", dir, out)
 
 	keys := "old:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("o"), 32)) +
 		",node:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("n"), 32))
@@ -48,14 +54,17 @@ func TestNodeExample(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "example.mjs")
+	cmd := exec.CommandContext(ctx, node, filepath.Join("dist", "example.js"))
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append(codecEnv,
+	// The service encrypts with the other key of the pair (as during a key
+	// rotation): each side decrypts by the key id the payload names.
+	nodeCodecEnv := []string{"PAYLOAD_ENCRYPTION_KEYS=" + keys, "PAYLOAD_ENCRYPTION_KEY_ID=old"}
+	cmd.Env = append(os.Environ(), append(nodeCodecEnv,
 		"TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_NAMESPACE=default", "TEMPORAL_TASK_QUEUE="+taskQueue,
 		"EXAMPLE_PREFIX="+prefix, "MEDIA_URL_TEMPLATE=https://media.example.com/{kind}/{ref}.bin?X-Amz-Signature=SIGSECRET{ref}")...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	require.NoError(t, cmd.Run(), "node example.mjs:\n%s\n%s", stdout.String(), stderr.String())
+	require.NoError(t, cmd.Run(), "node dist/example.js:\n%s\n%s", stdout.String(), stderr.String())
 	t.Logf("the example printed:\n%s", stdout.String())
 
 	// One JSON object a line, by step (completed is printed twice).
@@ -174,13 +183,16 @@ func TestNodeExample(t *testing.T) {
 		require.NotContains(t, string(b), "SIGSECRET", id)
 		require.NotContains(t, string(b), "media.example.com", id)
 		start := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
-		require.Equal(t, "node", string(start.GetMetadata()[codec.MetadataKeyID]), id)
+		require.Equal(t, "old", string(start.GetMetadata()[codec.MetadataKeyID]), "encrypted with the service's active key: %s", id)
 		var input map[string]any
 		require.NoError(t, converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), cdc).FromPayload(start, &input), id)
 		if strings.HasPrefix(id, "batch-") {
 			require.Equal(t, "node-batch", input["batch_id"])
 			continue
 		}
+		last := h.Events[len(h.Events)-1].GetWorkflowExecutionCompletedEventAttributes().GetResult().GetPayloads()
+		require.Len(t, last, 1, "%s completed", id)
+		require.Equal(t, "node", string(last[0].GetMetadata()[codec.MetadataKeyID]), "the worker's result, encrypted with its own active key, which the service read: %s", id)
 		require.Contains(t, input["video_url"], "SIGSECRET", "decrypted, the input is the contract's")
 		require.Equal(t, "10m", input["stuck_after"])
 	}

@@ -195,7 +195,7 @@ func (j *job) notSubmitted(ctx workflow.Context, reason, msg string) error {
 	}
 	j.setStatus(ctx, "not_submitted")
 	j.publish(ctx)
-	return temporal.NewNonRetryableApplicationError(why, ReasonNotSubmitted, nil)
+	return temporal.NewNonRetryableApplicationError(why, ReasonNotSubmitted, nil, EscalationDetails{Reason: ReasonNotSubmitted, Message: why})
 }
 
 // versionJobEndTold marks job runs that tell their batch when they are

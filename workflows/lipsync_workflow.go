@@ -59,7 +59,9 @@ func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResul
 func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error) {
 	in := j.in
 	if err := ValidateInput(in); err != nil {
-		return LipSyncResult{}, temporal.NewNonRetryableApplicationError("invalid input: "+err.Error(), ReasonInvalidInput, nil)
+		msg := "invalid input: " + err.Error()
+		return LipSyncResult{}, temporal.NewNonRetryableApplicationError(msg, ReasonInvalidInput, nil,
+			EscalationDetails{Reason: ReasonInvalidInput, Message: msg})
 	}
 	// Runs recorded before issue 13's fixes replay as they ran.
 	j.v = workflow.GetVersion(ctx, versionExactness, workflow.DefaultVersion, 1)

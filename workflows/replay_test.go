@@ -22,7 +22,12 @@ import (
 // submissions, the workflow's own records, account holds while polling,
 // resume), whose e2e-resume history the current set adds; the
 // v2-batch-*/v2-bt-* files before the batch's one-consumer loop (version
-// "batch-one-consumer"; they replay the frozen loop in batch_v1.go). Record
+// "batch-one-consumer"; they replay the frozen loop in batch_v1.go); the
+// v3-* files before the wire contract (version "wire-contract": their
+// payloads in Go's field names, which TestRecordedHistoriesDecode reads
+// too) and before held time stopped counting against the deadline
+// (version "job-held-not-late"). The current set was started in the
+// contract's shape. Record
 // the current code's histories after an intended, versioned change (keep the
 // older ones):
 //

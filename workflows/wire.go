@@ -25,6 +25,7 @@ package workflows
 // old shape keeps reading what it expects until it is rebuilt.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,10 +203,9 @@ func (in *LipSyncInput) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	var w wireJob
-	if err := json.Unmarshal(data, &w); err != nil {
-		*in = LipSyncInput{wireErr: fmt.Errorf("job input: %w", err)}
-		return nil
-	}
+	// What can be read is kept even when something cannot: the refusal
+	// then names the member at fault, not another one left empty.
+	decodeErr := decodeStrict(data, &w)
 	*in = LipSyncInput{
 		ReferenceID:                   w.ReferenceID,
 		Video:                         w.VideoURL,
@@ -213,7 +213,7 @@ func (in *LipSyncInput) UnmarshalJSON(data []byte) error {
 		DisableActiveSpeakerDetection: w.DisableActiveSpeakerDetection,
 		BatchID:                       w.BatchID,
 	}
-	var errs []error
+	errs := []error{decodeErr}
 	parse := func(dst *time.Duration, d Duration, name string) {
 		v, err := d.parse(name)
 		errs = append(errs, err)
@@ -524,10 +524,7 @@ func (in *BatchInput) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	var w wireBatch
-	if err := json.Unmarshal(data, &w); err != nil {
-		*in = BatchInput{BatchID: w.BatchID, wireErr: fmt.Errorf("batch input: %w", err)}
-		return nil
-	}
+	decodeErr := decodeStrict(data, &w)
 	*in = BatchInput{
 		BatchID:      w.BatchID,
 		Jobs:         w.Jobs,
@@ -539,7 +536,11 @@ func (in *BatchInput) UnmarshalJSON(data []byte) error {
 	if s := w.Source; s != nil {
 		in.Source = &activities.BatchSource{Path: s.Path, SHA256: s.SHA256, Jobs: s.Jobs, SkipInvalid: s.SkipInvalid}
 	}
-	in.ReconcileAfter, in.wireErr = w.ReconcileAfter.parse("reconcile_after")
+	var parseErr error
+	in.ReconcileAfter, parseErr = w.ReconcileAfter.parse("reconcile_after")
+	if err := errors.Join(decodeErr, parseErr); err != nil {
+		in.wireErr = fmt.Errorf("batch input: %w", err)
+	}
 	return nil
 }
 
@@ -729,6 +730,46 @@ func decodeEither(data []byte, wire, legacy any) (contract bool, err error) {
 		return true, json.Unmarshal(data, wire)
 	}
 	return false, json.Unmarshal(data, legacy)
+}
+
+// decodeStrict reads a value sent in the contract's shape into its wire
+// struct w, refusing members the contract does not have (a caller's
+// "referenceId" or "ReferenceID" beside "video_url" would otherwise be
+// dropped without a word). encoding/json reads on past a member of the
+// wrong type or an unknown one, so w holds everything that could be read;
+// the error names the first member at fault, never its value.
+func decodeStrict(data []byte, w any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(w)
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr):
+		return fmt.Errorf("member %q: a JSON %s where the contract wants %s", typeErr.Field, typeErr.Value, wantOf(typeErr.Type))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("unknown member %s: the contract's members are spelled in snake_case (docs/contract.schema.json)", name)
+	}
+	return err
+}
+
+// wantOf says what JSON the contract wants for a Go type.
+func wantOf(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(Duration("")):
+		return `a duration string such as "90s", "10m" or "1h30m"`
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64 || t.Kind() == reflect.Float64:
+		return "a number"
+	case t.Kind() == reflect.Slice:
+		return "an array"
+	}
+	return "an object"
 }
 
 func wrap(what string, err error) error {

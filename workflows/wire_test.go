@@ -58,9 +58,9 @@ func TestAJobInGosOldShapeDecodesWithDurationsInNanoseconds(t *testing.T) {
 func TestAJobThatCannotBeReadFailsValidationNamingTheMember(t *testing.T) {
 	for doc, want := range map[string]string{
 		`{"video_url":"https://v","audio_url":"https://a","stuck_after":"ten minutes"}`:         `stuck_after: "ten minutes" is not a duration`,
-		`{"video_url":"https://v","audio_url":"https://a","deadline":600}`:                      "cannot unmarshal number",
+		`{"video_url":"https://v","audio_url":"https://a","deadline":600}`:                      `member "deadline": a JSON number where the contract wants a duration string`,
 		`{"video_url":"https://v","audio_url":"https://a","poll":{"initial":"5 s"}}`:            `poll.initial: "5 s" is not a duration`,
-		`{"reference_id":"x","video_url":"https://v","audio_url":"https://a","stuck_after":-1}`: "cannot unmarshal number",
+		`{"reference_id":"x","video_url":"https://v","audio_url":"https://a","stuck_after":-1}`: `member "stuck_after": a JSON number`,
 	} {
 		var in LipSyncInput
 		require.NoError(t, json.Unmarshal([]byte(doc), &in), "decoding never fails the workflow task")
@@ -188,10 +188,10 @@ func TestAnEscalationIsRewrittenInTheRunsShape(t *testing.T) {
 }
 
 // TestRecordedHistoriesDecode reads every payload of the contract's types in
-// the recorded histories (all written in Go's field names, before the
-// contract) with today's types: they decode, carry what they carried, are
-// known to be in the old shape, and are written back with every member as
-// recorded (a run recorded before the contract answers in that shape).
+// the recorded histories with today's types: they decode, carry what they
+// carried, are known to be in the shape they were recorded in (Go's field
+// names before the contract, the contract's after), and are written back
+// with every member as recorded (a run answers in the shape it began in).
 func TestRecordedHistoriesDecode(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	require.NoError(t, err)
@@ -205,7 +205,25 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 			defer r.Close()
 			h, err := client.HistoryFromJSON(r, client.HistoryJSONOptions{})
 			require.NoError(t, err)
-			wfType := h.Events[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()
+			started := h.Events[0].GetWorkflowExecutionStartedEventAttributes()
+			wfType := started.GetWorkflowType().GetName()
+			// The shape the run began in: its caller's, or the one its
+			// continuation carried on.
+			var legacy bool
+			if wfType == BatchWorkflowName {
+				var in BatchInput
+				require.NoError(t, dc.FromPayload(started.GetInput().GetPayloads()[0], &in))
+				legacy = in.legacy
+			} else {
+				var in LipSyncInput
+				require.NoError(t, dc.FromPayload(started.GetInput().GetPayloads()[0], &in))
+				legacy = in.legacy
+			}
+			if legacy {
+				counts["histories before the contract"]++
+			} else {
+				counts["histories after the contract"]++
+			}
 			decode := func(kind string, p *commonpb.Payload, v any) {
 				t.Helper()
 				require.NoError(t, dc.FromPayload(p, v), "%s", kind)
@@ -228,10 +246,10 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 					var in BatchInput
 					decode(kind, p, &in)
 					require.NotEmpty(t, in.BatchID)
-					require.True(t, in.legacy)
+					require.Equal(t, legacy, in.legacy)
 					for _, j := range in.Jobs {
 						require.True(t, strings.HasPrefix(j.Video, "https://"), j.ReferenceID)
-						require.True(t, j.legacy)
+						require.Equal(t, legacy, j.legacy)
 					}
 					return
 				}
@@ -239,7 +257,7 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 				decode(kind, p, &in)
 				require.NotEmpty(t, in.ReferenceID)
 				require.True(t, strings.HasPrefix(in.Video, "https://") && strings.HasPrefix(in.Audio, "https://"))
-				require.True(t, in.legacy)
+				require.Equal(t, legacy, in.legacy)
 				require.NoError(t, ValidateInput(in))
 			}
 			for _, e := range h.Events {
@@ -256,14 +274,14 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 						var res BatchResult
 						decode("batch result", p, &res)
 						require.NotEmpty(t, res.BatchID)
-						require.True(t, res.legacy)
+						require.Equal(t, legacy, res.legacy)
 						continue
 					}
 					var res LipSyncResult
 					decode("result", p, &res)
 					require.Equal(t, "completed", res.Status)
 					require.Positive(t, res.Duration)
-					require.True(t, res.legacy)
+					require.Equal(t, legacy, res.legacy)
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 					app := e.GetWorkflowExecutionFailedEventAttributes().GetFailure().GetApplicationFailureInfo()
 					if ps := app.GetDetails().GetPayloads(); len(ps) > 0 {
@@ -273,7 +291,7 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 						if app.GetType() != ReasonAbandoned {
 							require.Equal(t, app.GetType(), d.Reason, "the failure's type is the escalation's reason")
 						}
-						require.True(t, d.legacy)
+						require.Equal(t, legacy, d.legacy)
 					}
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
 					in := e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput()
@@ -299,7 +317,8 @@ func TestRecordedHistoriesDecode(t *testing.T) {
 		})
 	}
 	t.Logf("decoded from %d histories: %v", len(files), counts)
-	for _, kind := range []string{"input", "continuation", "child input", "result", "batch result", "escalation", "decision", "decision result"} {
+	for _, kind := range []string{"input", "continuation", "child input", "result", "batch result", "escalation", "decision", "decision result",
+		"histories before the contract", "histories after the contract"} {
 		require.Positive(t, counts[kind], "the recorded histories hold a %s", kind)
 	}
 }
