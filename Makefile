@@ -1,20 +1,26 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-.PHONY: run test faults bench bench-memory bench-rate bench-paging fuzz build emulator temporal-cli fmt vet clean
+.PHONY: run test faults bench bench-cluster bench-memory bench-rate bench-paging fuzz build emulator temporal-cli temporal-server fmt vet clean
 
-run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs
-	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack
+run: ## the local stack: PostgreSQL, Temporal dev server + Web UI, emulator, worker, demo jobs (CLUSTER=1: Temporal as production runs it)
+	bash scripts/install-deps.sh && go build -o .stack/bin/localstack ./cmd/localstack && exec .stack/bin/localstack $(if $(CLUSTER),--cluster)
 
 test: ## every test, both tiers, as CI runs them
 	bash scripts/test.sh
 
-faults: ## the fault-injection suite alone, printing its table (FAULT_JOBS=2000 for a soak run)
-	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) LIPSYNC_FAULT_JOBS=$${FAULT_JOBS:-200} \
-		go test -tags integration -count=1 -timeout 3h -run TestFaults -v ./integration/ 2>&1 | grep -E '^\s*(\||---|ok|FAIL|PASS)'
+faults: ## the fault-injection suites alone, on the dev server and on the cluster, printing their tables (FAULT_JOBS=2000 CLUSTER_FAULT_JOBS=1000 for a soak run)
+	TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) TEMPORAL_SERVER_DIR=$$(bash scripts/build-temporal-server.sh) \
+		LIPSYNC_FAULT_JOBS=$${FAULT_JOBS:-200} LIPSYNC_CLUSTER_FAULT_JOBS=$${CLUSTER_FAULT_JOBS:-150} \
+		go test -tags integration -count=1 -timeout 3h -run '^TestFaults(Cluster)?$$' -v ./integration/ 2>&1 | grep -E '^\s*(\||---|ok|FAIL|PASS)|vendor jobs over'
 
-bench: ## this worker against the alternatives (about 12 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
-	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --out docs/benchmarks.md --svg docs/benchmarks-latency.svg
+bench: ## this worker against the alternatives, then on the dev server and the cluster side by side (about 20 minutes): writes docs/benchmarks.md and docs/benchmarks-latency.svg
+	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) TEMPORAL_SERVER_DIR=$$(bash scripts/build-temporal-server.sh) \
+		go run ./bench --out docs/benchmarks.md --svg docs/benchmarks-latency.svg
+
+bench-cluster: ## the backends phase alone (about 7 minutes): the timer sample and this worker on the dev server and on the cluster, writes docs/benchmarks-backends.md
+	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) TEMPORAL_SERVER_DIR=$$(bash scripts/build-temporal-server.sh) \
+		go run ./bench --phases backends --out docs/benchmarks-backends.md
 
 bench-memory: ## the worker's memory with 10,000 jobs in flight (about 9 minutes): writes docs/benchmarks-memory.md
 	bash scripts/install-deps.sh && TEMPORAL_CLI=$$(bash scripts/build-temporal.sh) go run ./bench --phases memory --strategies ours --inflight 10000 --out docs/benchmarks-memory.md
@@ -40,6 +46,9 @@ emulator: ## the Chamelaion emulator alone, on 127.0.0.1:8090
 
 temporal-cli: ## the pinned Temporal CLI, built once into ~/.cache/lipsync
 	bash scripts/build-temporal.sh
+
+temporal-server: ## the pinned Temporal server, its SQL tool and the Web UI server (the cluster backend), built once into ~/.cache/lipsync
+	bash scripts/build-temporal-server.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

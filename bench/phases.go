@@ -49,6 +49,10 @@ type benchConfig struct {
 	ThroughputJobs, InFlightJobs, WarmupJobs int
 	// MaxDuration caps a job's queue wait plus processing (vendor time).
 	MaxDuration time.Duration
+	// ClusterFastPG turns off the durability of the cluster's PostgreSQL
+	// (fsync, synchronous commit) in the backends phase: an experiment on
+	// where the cluster's time goes, not a deployment anyone should run.
+	ClusterFastPG bool
 }
 
 func fullConfig() benchConfig {
@@ -124,8 +128,8 @@ type bench struct {
 	loadStrategies []string
 }
 
-func newBench(ctx context.Context, cfg benchConfig, log *slog.Logger) (*bench, error) {
-	s, err := startStack(ctx, log)
+func newBench(ctx context.Context, cfg benchConfig, log *slog.Logger, backend string) (*bench, error) {
+	s, err := startStack(ctx, log, backend, cfg.ClusterFastPG)
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +143,11 @@ func newBench(ctx context.Context, cfg benchConfig, log *slog.Logger) (*bench, e
 		return nil, err
 	}
 	quiet := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
-	if b.plain, err = client.Dial(client.Options{HostPort: s.temporal.Address, Logger: quiet}); err != nil {
+	if b.plain, err = client.Dial(client.Options{HostPort: s.address, Logger: quiet}); err != nil {
 		b.close(true)
 		return nil, err
 	}
-	b.ours, err = client.Dial(client.Options{HostPort: s.temporal.Address, Logger: quiet,
+	b.ours, err = client.Dial(client.Options{HostPort: s.address, Logger: quiet,
 		DataConverter: cdc.DataConverter(), FailureConverter: cdc.FailureConverter()})
 	if err != nil {
 		b.close(true)
@@ -179,12 +183,18 @@ func (b *bench) emulatorFor(accounts []string, rateLimit int, durations *emulato
 // queue, configured for the scaled time.
 func (b *bench) oursWorker(ctx context.Context, account, baseURL string, env ...string) (*proc, string, error) {
 	queue := "bench-" + account
+	if b.s.backend == backendCluster {
+		// The queue whose submit and status queues the shipped dynamic
+		// configuration gives one partition (one worker of ours runs at
+		// a time on the cluster).
+		queue = clusterTaskQueue
+	}
 	c := b.cfg
 	full := append([]string{
 		"CHAMELAION_API_KEY=" + apiKey(account),
 		"CHAMELAION_BASE_URL=" + baseURL,
 		"DATABASE_URL=" + b.s.databaseURL,
-		"TEMPORAL_ADDRESS=" + b.s.temporal.Address,
+		"TEMPORAL_ADDRESS=" + b.s.address,
 		"TEMPORAL_TASK_QUEUE=" + queue,
 		"PAYLOAD_ENCRYPTION_KEYS=" + b.keys,
 		"METRICS_ADDR=off",
@@ -204,7 +214,7 @@ func (b *bench) oursWorker(ctx context.Context, account, baseURL string, env ...
 func (b *bench) strategyWorker(ctx context.Context, account, baseURL string) (*proc, string, error) {
 	queue := "bench-" + account
 	p, err := b.s.startProc(ctx, account, b.s.selfBin, []string{
-		envBaseURL + "=" + baseURL, envTemporal + "=" + b.s.temporal.Address,
+		envBaseURL + "=" + baseURL, envTemporal + "=" + b.s.address,
 		envTaskQueue + "=" + queue, envAccount + "=" + account,
 	}, "strategy worker started", "strategy-worker")
 	return p, queue, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chamelaion-lipsync/worker/bench/plot"
+	"github.com/chamelaion-lipsync/worker/internal/localcluster"
 )
 
 // report is everything one run measured.
@@ -24,6 +25,7 @@ type report struct {
 	polling    []pollRow
 	throughput []loadRow
 	inflight   []loadRow
+	backends   []backendRow
 }
 
 // percentile is the nearest-rank percentile q of ds.
@@ -173,6 +175,9 @@ func (r *report) markdown() string {
 	if len(r.inflight) > 0 {
 		r.inflightSection(p)
 	}
+	if len(r.backends) > 0 {
+		r.backendsSection(p)
+	}
 	return b.String()
 }
 
@@ -317,4 +322,63 @@ func (r *report) dominance() []string {
 			x.Strategy, x.Setting, x.Calls, secs(x.P95), o.Setting, o.Calls, x.Calls/o.Calls, secs(o.P95)))
 	}
 	return out
+}
+
+func (r *report) backendsSection(p func(string, ...any)) {
+	c := r.cfg
+	durability := "durable commits, as in production"
+	if c.ClusterFastPG {
+		durability = "**without durability: fsync and synchronous commit off**, an experiment"
+	}
+	p("## 7. The dev server and the cluster")
+	p("")
+	p("The same measurements on each Temporal backend in turn, each started afresh for this section on the same machine: the throughput phase's (%d jobs started at once, instant jobs, no rate limit) for the bare timer sample and for this worker, and the rate phase's for this worker (%d jobs, a limit of %d per rolling minute). **Dev server**: the CLI's `server start-dev` (CLI v1.5.1, server 1.29.1), every service in one process, SQLite. **Cluster**: the server v1.29.1 as deployed (`deploy/`): PostgreSQL 15 (%s) with SQL visibility, %d history shards, history, matching, frontend and worker services each in its own process, the shipped dynamic configuration (one partition for this worker's rate-limited queues). Server CPU is each server process's CPU time over the run (PostgreSQL: the server and its backends); 1.0 core = one core busy for the whole run.",
+		c.ThroughputJobs, c.RateJobs, c.RateLimit, durability, localcluster.DefaultHistoryShards)
+	p("")
+	p("| backend | start-up | timer sample jobs/s | this worker jobs/s | this worker CPU s per 1,000 jobs | rate phase: submissions/min | budget use | most in a rolling minute | 429 answers |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, x := range r.backends {
+		p("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.3f | %d | %d of %d |", x.Backend, secs(x.Start), x.Timer.PerSecond, x.Ours.PerSecond,
+			x.Ours.CPU.Seconds()*1000/float64(x.Ours.Jobs), x.Rate.PerMinute, x.Rate.Use, x.Rate.MaxRollingMinute, x.Rate.Limited, x.Rate.Generate)
+	}
+	p("")
+	p("Where the CPU went during each throughput run (cores busy on average over the run: the strategy's own process, each server process, and the whole machine, %d cores, from /proc/stat; anything else running on the machine shows there too):", runtime.NumCPU())
+	p("")
+	p("| backend | strategy | wall | strategy's process | server processes | benchmark, worker's PostgreSQL | machine: busy (of which other processes) / I/O wait / idle | PostgreSQL commits per job |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, x := range r.backends {
+		for _, run := range []struct {
+			load    loadRow
+			server  []procCPU
+			support []procCPU
+			commits float64
+			machine machineCPU
+		}{{x.Timer, x.TimerServer, x.TimerSupport, x.TimerCommits, x.TimerMachine}, {x.Ours, x.OursServer, x.OursSupport, x.OursCommits, x.OursMachine}} {
+			wall := run.load.Wall.Seconds()
+			own := run.load.CPU.Seconds() / wall
+			cores := func(ps []procCPU) (string, float64) {
+				var parts []string
+				total := 0.0
+				for _, s := range ps {
+					c := s.CPU.Seconds() / wall
+					total += c
+					parts = append(parts, fmt.Sprintf("%s %.2f", s.Name, c))
+				}
+				if len(ps) > 1 {
+					parts = append(parts, fmt.Sprintf("**total %.2f**", total))
+				}
+				return strings.Join(parts, ", "), total
+			}
+			server, serverTotal := cores(run.server)
+			support, supportTotal := cores(run.support)
+			others := max(0, run.machine.Busy-own-serverTotal-supportTotal)
+			commits := "—"
+			if run.commits > 0 {
+				commits = fmt.Sprintf("%.0f", run.commits)
+			}
+			p("| %s | %s | %s | %.2f | %s | %s | %.2f (%.2f) / %.2f / %.2f | %s |", x.Backend, run.load.Strategy, secs(run.load.Wall), own,
+				server, support, run.machine.Busy, others, run.machine.IOWait, run.machine.Idle, commits)
+		}
+	}
+	p("")
 }

@@ -23,7 +23,8 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	svg := fs.String("svg", "docs/benchmarks-latency.svg", "write the calls-versus-latency chart here (\"\" = none)")
 	inflight := fs.Int("inflight", 0, "jobs in flight in the memory phase (0 = 1,000; 200 with --quick)")
 	which := fs.String("strategies", "naive,timer,retry,ours", "the strategies of the rate and throughput phases")
-	only := fs.String("phases", "rate,polling,throughput,memory", "the phases to run, comma separated (a partial run writes no files)")
+	only := fs.String("phases", "rate,polling,throughput,memory,backends", "the phases to run, comma separated (a partial run writes no files)")
+	fastPG := fs.Bool("cluster-fast-pg", false, "turn off the durability of the cluster's PostgreSQL in the backends phase (an experiment: where does the cluster's time go?)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -31,6 +32,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	if *quick {
 		cfg = quickConfig()
 	}
+	cfg.ClusterFastPG = *fastPG
 	if *inflight > 0 {
 		cfg.InFlightJobs = *inflight
 	}
@@ -41,7 +43,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	// A partial run writes only the files it was explicitly given.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if len(run) < 4 || *which != "naive,timer,retry,ours" {
+	if len(run) < 5 || *which != "naive,timer,retry,ours" {
 		if !set["out"] {
 			*out = ""
 		}
@@ -50,7 +52,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	started := time.Now()
-	b, err := newBench(ctx, cfg, log)
+	b, err := newBench(ctx, cfg, log, backendDev)
 	if err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	r := &report{cfg: cfg, started: started, quick: *quick, commit: commit()}
-	if set["phases"] || set["strategies"] || set["inflight"] {
+	if set["phases"] || set["strategies"] || set["inflight"] || set["cluster-fast-pg"] {
 		r.command = "go run ./bench " + strings.Join(args, " ")
 	}
 	log.Info("rate phase: one batch per strategy, larger than the budget", "jobs", cfg.RateJobs, "limit_per_minute", cfg.RateLimit)
@@ -90,6 +92,10 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}},
 		{"memory", "memory phase: jobs in flight waiting on timers", cfg.InFlightJobs, func() (err error) {
 			r.inflight, err = b.inFlightPhase(ctx)
+			return err
+		}},
+		{"backends", "backends phase: the timer sample and this worker on the dev server, then on the cluster", cfg.ThroughputJobs, func() (err error) {
+			r.backends, err = b.backendsPhase(ctx)
 			return err
 		}},
 	}

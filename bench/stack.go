@@ -17,29 +17,48 @@ import (
 	"time"
 
 	"github.com/chamelaion-lipsync/worker/emulator"
+	"github.com/chamelaion-lipsync/worker/internal/localcluster"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
 	"github.com/chamelaion-lipsync/worker/internal/readyline"
 )
 
-// stack is the real parts every phase runs against: PostgreSQL, the
-// Temporal dev server, and the binaries.
+// stack is the real parts every phase runs against: PostgreSQL, Temporal
+// (the dev server, or the cluster), and the binaries.
 type stack struct {
 	dir         string
 	log         *slog.Logger
 	pg          *localpg.Cluster
 	databaseURL string
-	temporal    *localtemporal.Server
-	workerBin   string // the product's worker, built as shipped
-	selfBin     string // this benchmark, for its worker and naive modes
+	backend     string                // backendDev or backendCluster
+	address     string                // Temporal's frontend
+	temporal    *localtemporal.Server // the dev server (nil on the cluster)
+	cluster     *localcluster.Cluster // the cluster (nil on the dev server)
+	temporalPG  *localpg.Cluster      // the cluster's own PostgreSQL
+	// temporalPGDir holds its data (removed by close).
+	temporalPGDir string
+	workerBin     string // the product's worker, built as shipped
+	selfBin       string // this benchmark, for its worker and naive modes
 }
 
-func startStack(ctx context.Context, log *slog.Logger) (*stack, error) {
+// Temporal backends.
+const (
+	// backendDev is the CLI's dev server: one process, SQLite.
+	backendDev = "dev"
+	// backendCluster is the production server: PostgreSQL persistence
+	// and SQL visibility, each service in its own process
+	// (internal/localcluster).
+	backendCluster = "cluster"
+)
+
+// startStack starts PostgreSQL and the backend; fastPG turns off the
+// durability of the cluster's own PostgreSQL.
+func startStack(ctx context.Context, log *slog.Logger, backend string, fastPG bool) (*stack, error) {
 	dir, err := os.MkdirTemp("", "lipsync-bench-")
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{dir: dir, log: log}
+	s := &stack{dir: dir, log: log, backend: backend}
 	s.workerBin = filepath.Join(dir, "worker")
 	build := exec.CommandContext(ctx, "go", "build", "-o", s.workerBin, "./worker")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -54,16 +73,53 @@ func startStack(ctx context.Context, log *slog.Logger) (*stack, error) {
 	if s.databaseURL, err = s.pg.CreateDatabase(ctx, "lipsync"); err != nil {
 		return nil, err
 	}
+	if backend == backendCluster {
+		return s, s.startCluster(ctx, fastPG)
+	}
 	if s.temporal, err = localtemporal.Start(ctx, localtemporal.Options{Headless: true, LogFile: filepath.Join(dir, "temporal.log")}); err != nil {
 		return nil, fmt.Errorf("start Temporal dev server: %w", err)
 	}
+	s.address = s.temporal.Address
 	return s, nil
+}
+
+// startCluster starts the cluster on a PostgreSQL server of its own, so
+// that its CPU is counted apart from the worker's database, with durable
+// commits as in production unless fastPG.
+func (s *stack) startCluster(ctx context.Context, fastPG bool) error {
+	// Its own folder: the benchmark's is closed to the postgres user.
+	pgDir, err := os.MkdirTemp("", "lipsync-bench-pg-")
+	if err != nil {
+		return err
+	}
+	s.temporalPGDir = pgDir
+	if s.temporalPG, err = localpg.Start(ctx, localpg.Options{Dir: pgDir, Fast: fastPG}); err != nil {
+		return fmt.Errorf("start the cluster's PostgreSQL: %w", err)
+	}
+	pg, err := localcluster.PostgresFromURL(s.temporalPG.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	if s.cluster, err = localcluster.Start(ctx, localcluster.Options{Postgres: pg, Dir: filepath.Join(s.dir, "cluster"), Headless: true, Logger: s.log}); err != nil {
+		return fmt.Errorf("start the Temporal cluster: %w", err)
+	}
+	s.address = s.cluster.Address
+	return nil
 }
 
 // close stops the servers and removes the logs, unless keep.
 func (s *stack) close(keep bool) {
 	if s.temporal != nil {
 		_ = s.temporal.Stop()
+	}
+	if s.cluster != nil {
+		_ = s.cluster.Stop()
+	}
+	if s.temporalPG != nil {
+		_ = s.temporalPG.Close(context.Background())
+	}
+	if s.temporalPGDir != "" {
+		_ = os.RemoveAll(s.temporalPGDir)
 	}
 	if s.pg != nil {
 		_ = s.pg.Close(context.Background())

@@ -111,7 +111,7 @@ func TestComposeWorkerEnvironment(t *testing.T) {
 		}
 	}
 	checkWorkerEnv(t, "docker-compose.yml worker", env)
-	for _, svc := range []string{"postgresql", "temporal", "temporal-ui", "emulator", "worker"} {
+	for _, svc := range []string{"postgresql", "temporal-schema", "temporal-frontend", "temporal-namespace", "temporal-ui", "emulator", "worker"} {
 		require.Contains(t, services, svc)
 	}
 }

@@ -532,7 +532,7 @@ func TestSubmissionsQueuedBehindTheRateLimitKeepTheirRetryBudget(t *testing.T) {
 	tc, err := client.Dial(client.Options{HostPort: s.temporal.Address, Namespace: "default"})
 	require.NoError(t, err)
 	defer tc.Close()
-	jobs := lipsync.NewClient(tc, "itest")
+	jobs := lipsync.NewClient(tc, taskQueue)
 	var refs []string
 	for i := range 30 {
 		refs = append(refs, fmt.Sprintf("queued-%02d", i))

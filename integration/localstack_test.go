@@ -5,11 +5,17 @@ package integration
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,10 +25,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestRunCommand starts the local stack as `make run` does, waits for the
-// demo jobs to reach their expected ends, stops it with SIGINT, and checks
-// that no process of the stack is left. With LIPSYNC_SCREENSHOT=file.png and
-// Chromium installed, it also photographs the Web UI listing the stuck job.
+// TestRunCommand starts the local stack as `make run` does (with
+// LIPSYNC_TEMPORAL_BACKEND=cluster, as `make run CLUSTER=1` does), waits for
+// the demo jobs to reach their expected ends, asks the Web UI for the
+// escalated ones, stops it with SIGINT, and checks that no process of the
+// stack is left. With LIPSYNC_SCREENSHOT=file.png and Chromium installed, it
+// also photographs the Web UI listing the stuck job.
 func TestRunCommand(t *testing.T) {
 	root := repoRoot(t)
 	// Not t.TempDir(): its parent is closed to the postgres user.
@@ -39,9 +47,14 @@ func TestRunCommand(t *testing.T) {
 	ports := []string{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
 	port := func(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
 	stackDir := filepath.Join(dir, "stack")
-	cmd := exec.Command(bin, "--dir", stackDir,
+	args := []string{"--dir", stackDir,
 		"--temporal-port", port(ports[0]), "--ui-port", port(ports[1]),
-		"--emulator-addr", ports[2], "--codec-addr", ports[3], "--metrics-addr", ports[4])
+		"--emulator-addr", ports[2], "--codec-addr", ports[3], "--metrics-addr", ports[4]}
+	cluster := temporalBackend(t) == backendCluster
+	if cluster {
+		args = append(args, "--cluster")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CHAMELAION_BASE_URL=", "CHAMELAION_API_KEY=")
 	stdout, err := cmd.StdoutPipe()
@@ -109,6 +122,20 @@ func TestRunCommand(t *testing.T) {
 		require.True(t, found, "demo job %s: want %q in\n%s", suffix, want, all)
 	}
 
+	// The Web UI lists the escalated demo jobs (read from visibility).
+	run := ""
+	for _, l := range strings.Split(all, "\n") {
+		if _, rest, ok := strings.Cut(l, "==> demo batch "); ok && run == "" {
+			run, _, _ = strings.Cut(rest, ":")
+		}
+	}
+	query := fmt.Sprintf(`WorkflowId STARTS_WITH "lipsync-demo-%s" AND LipsyncEscalated IS NOT NULL`, run)
+	require.Eventually(t, func() bool {
+		ids := webUIWorkflows(t, "http://"+ports[1], query)
+		slices.Sort(ids)
+		return slices.Equal(ids, []string{"lipsync-demo-" + run + "-bad-media", "lipsync-demo-" + run + "-quota"})
+	}, 30*time.Second, time.Second, "the Web UI lists the escalated demo jobs: %v", webUIWorkflows(t, "http://"+ports[1], query))
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {
 	case err := <-exited:
@@ -118,6 +145,42 @@ func TestRunCommand(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(processesMentioning(stackDir)) == 0 }, 15*time.Second, 200*time.Millisecond,
 		"processes left behind: %v", processesMentioning(stackDir))
+	if cluster {
+		// The services' command lines name the server build, not the
+		// stack: every port the cluster listened on is free again.
+		b, err := os.ReadFile(filepath.Join(stackDir, "cluster", "ports.json"))
+		require.NoError(t, err)
+		var listened map[string]int
+		require.NoError(t, json.Unmarshal(b, &listened))
+		listened["ui"], _ = strconv.Atoi(port(ports[1]))
+		for name, p := range listened {
+			require.Eventually(t, func() bool { return !tcpUp(net.JoinHostPort("127.0.0.1", strconv.Itoa(p))) }, 15*time.Second, 200*time.Millisecond,
+				"the cluster's %s port %d still listens", name, p)
+		}
+	}
+}
+
+// webUIWorkflows asks the Web UI server's API for the workflows a
+// visibility query finds and returns their ids.
+func webUIWorkflows(t *testing.T, uiURL, query string) []string {
+	t.Helper()
+	resp, err := http.Get(uiURL + "/api/v1/namespaces/default/workflows?query=" + url.QueryEscape(query))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Executions []struct {
+			Execution struct {
+				WorkflowID string `json:"workflowId"`
+			} `json:"execution"`
+		} `json:"executions"`
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	var ids []string
+	for _, e := range body.Executions {
+		ids = append(ids, e.Execution.WorkflowID)
+	}
+	return ids
 }
 
 // processesMentioning lists the processes whose command line names dir.

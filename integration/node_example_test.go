@@ -60,7 +60,7 @@ func TestNodeExample(t *testing.T) {
 	// rotation): each side decrypts by the key id the payload names.
 	nodeCodecEnv := []string{"PAYLOAD_ENCRYPTION_KEYS=" + keys, "PAYLOAD_ENCRYPTION_KEY_ID=old"}
 	cmd.Env = append(os.Environ(), append(nodeCodecEnv,
-		"TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_NAMESPACE=default", "TEMPORAL_TASK_QUEUE=itest",
+		"TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_NAMESPACE=default", "TEMPORAL_TASK_QUEUE="+taskQueue,
 		"EXAMPLE_PREFIX="+prefix, "MEDIA_URL_TEMPLATE=https://media.example.com/{kind}/{ref}.bin?X-Amz-Signature=SIGSECRET{ref}")...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -234,10 +234,15 @@ func TestSecretsSweep(t *testing.T) {
 	})
 	require.GreaterOrEqual(t, histories, len(refs)+1)
 	require.Positive(t, inputsWithSignature, "the histories were decrypted (the inputs hold the media URLs)")
-	for _, name := range []string{"worker.log", "emulator.log", "temporal.log", "sweep.results.csv"} {
+	for _, name := range []string{"worker.log", "emulator.log", "sweep.results.csv"} {
 		b, err := os.ReadFile(filepath.Join(s.dir, name))
 		require.NoError(t, err, name)
 		places[name] = string(b)
+	}
+	for _, path := range s.temporal.LogFiles() {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err, path)
+		places["Temporal's "+filepath.Base(path)] = string(b)
 	}
 	st, err := os.Stat(results)
 	require.NoError(t, err)

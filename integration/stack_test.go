@@ -1,10 +1,14 @@
 //go:build integration
 
 // Package integration runs the product end to end against real parts it
-// starts itself: the Temporal dev server (the pinned CLI), a throwaway
-// PostgreSQL cluster, the emulator, worker and starter binaries.
+// starts itself: Temporal, a throwaway PostgreSQL cluster, the emulator,
+// worker and starter binaries. Temporal is the dev server (the pinned CLI)
+// unless LIPSYNC_TEMPORAL_BACKEND=cluster asks for the production server:
+// PostgreSQL persistence and SQL visibility, each service in its own
+// process (internal/localcluster).
 //
 //	go test -tags integration ./integration/
+//	LIPSYNC_TEMPORAL_BACKEND=cluster go test -tags integration -run 'TestEndToEnd|TestBatch' ./integration/
 package integration
 
 import (
@@ -27,6 +31,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chamelaion-lipsync/worker/internal/localcluster"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
 	"github.com/chamelaion-lipsync/worker/internal/readyline"
@@ -36,6 +41,90 @@ import (
 // never appear.
 const apiKey = "itest-SECRET-key-4f1d9c"
 
+// taskQueue is the stack's TEMPORAL_TASK_QUEUE: the configuration's default,
+// whose rate-limited queues the dynamic configuration deploy/ ships gives
+// one partition on the cluster.
+const taskQueue = "lipsync"
+
+// backendVar names the variable that chooses the stack's Temporal: "dev"
+// (the default) or "cluster".
+const backendVar = "LIPSYNC_TEMPORAL_BACKEND"
+
+// Temporal backends of the stack.
+const (
+	backendDev     = "dev"
+	backendCluster = "cluster"
+)
+
+// temporalBackend is the backend LIPSYNC_TEMPORAL_BACKEND asks for.
+func temporalBackend(t testing.TB) string {
+	switch b := os.Getenv(backendVar); b {
+	case "", backendDev:
+		return backendDev
+	case backendCluster:
+		return backendCluster
+	default:
+		t.Fatalf("%s=%q: want %q or %q", backendVar, b, backendDev, backendCluster)
+		return ""
+	}
+}
+
+// temporalServer is a stack's running Temporal: the dev server or the
+// cluster.
+type temporalServer struct {
+	// Address is the frontend's host:port.
+	Address string
+	// Backend is backendDev or backendCluster.
+	Backend string
+	dev     *localtemporal.Server
+	devLog  string
+	cluster *localcluster.Cluster
+}
+
+// LogFiles are the paths of the Temporal server's logs: the dev server's,
+// or each service's and the set-up scripts' of the cluster.
+func (ts *temporalServer) LogFiles() []string {
+	if ts.cluster == nil {
+		return []string{ts.devLog}
+	}
+	paths, _ := filepath.Glob(filepath.Join(ts.cluster.Dir(), "logs", "*.log"))
+	return paths
+}
+
+// startTemporal starts the backend LIPSYNC_TEMPORAL_BACKEND asks for until
+// the test ends: the dev server, or the cluster on pg (in its own
+// databases), with its configuration and logs in dir.
+func startTemporal(ctx context.Context, t testing.TB, pg *localpg.Cluster, dir string) *temporalServer {
+	t.Helper()
+	if temporalBackend(t) == backendCluster {
+		return startCluster(ctx, t, pg, dir)
+	}
+	logFile := filepath.Join(dir, "temporal.log")
+	dev, err := localtemporal.Start(ctx, localtemporal.Options{Headless: true, LogFile: logFile})
+	require.NoError(t, err, "start Temporal dev server")
+	t.Cleanup(func() { _ = dev.Stop() })
+	return &temporalServer{Address: dev.Address, Backend: backendDev, dev: dev, devLog: logFile}
+}
+
+// startCluster starts the cluster on pg until the test ends.
+func startCluster(ctx context.Context, t testing.TB, pg *localpg.Cluster, dir string) *temporalServer {
+	t.Helper()
+	p, err := localcluster.PostgresFromURL(pg.URL("postgres"))
+	require.NoError(t, err)
+	c, err := localcluster.Start(ctx, localcluster.Options{Postgres: p, Dir: filepath.Join(dir, "cluster"), Headless: true})
+	require.NoError(t, err, "start the Temporal cluster")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, svc := range localcluster.Services() {
+				t.Logf("--- Temporal %s log tail ---\n%s", svc, c.LogTail(svc))
+			}
+		}
+		_ = c.Stop()
+	})
+	t.Logf("Temporal backend: the cluster (PostgreSQL, SQL visibility, one process per service) at %s", c.Address)
+	return &temporalServer{Address: c.Address, Backend: backendCluster, cluster: c}
+}
+
 // stack is one running set of real parts.
 type stack struct {
 	t           testing.TB
@@ -43,7 +132,7 @@ type stack struct {
 	bin         string
 	pg          *localpg.Cluster
 	databaseURL string
-	temporal    *localtemporal.Server
+	temporal    *temporalServer
 	emulatorURL string // http://host:port (API under /api)
 	opsURL      string // the worker's /metrics and /healthz
 	workerEnv   []string
@@ -91,10 +180,8 @@ func startStackWith(t testing.TB, opts stackOptions, workerEnv ...string) *stack
 	s.databaseURL, err = pg.CreateDatabase(ctx, "lipsync")
 	require.NoError(t, err)
 
-	tmp, err := localtemporal.Start(ctx, localtemporal.Options{Headless: true, LogFile: filepath.Join(s.dir, "temporal.log")})
-	require.NoError(t, err, "start Temporal dev server")
-	t.Cleanup(func() { _ = tmp.Stop() })
-	s.temporal = tmp
+	s.temporal = startTemporal(ctx, t, pg, s.dir)
+	tmp := s.temporal
 
 	emuAddr := freeAddr(t)
 	s.emulatorURL = "http://" + emuAddr
@@ -111,7 +198,7 @@ func startStackWith(t testing.TB, opts stackOptions, workerEnv ...string) *stack
 		"DATABASE_URL=" + s.databaseURL,
 		"TEMPORAL_ADDRESS=" + tmp.Address,
 		"TEMPORAL_NAMESPACE=default",
-		"TEMPORAL_TASK_QUEUE=itest",
+		"TEMPORAL_TASK_QUEUE=" + taskQueue,
 		"POLL_INITIAL_INTERVAL=500ms",
 		"POLL_MAX_INTERVAL=2s",
 		"RETRY_INITIAL_INTERVAL=200ms",
@@ -178,7 +265,7 @@ func (s *stack) start(ctx context.Context, name string, env []string, ready stri
 // starter runs the starter binary and returns its stdout, stderr and exit code.
 func (s *stack) starter(ctx context.Context, args ...string) (string, string, int) {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "starter"), args...)
-	cmd.Env = append(append(os.Environ(), "TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_TASK_QUEUE=itest"), s.starterEnv...)
+	cmd.Env = append(append(os.Environ(), "TEMPORAL_ADDRESS="+s.temporal.Address, "TEMPORAL_TASK_QUEUE="+taskQueue), s.starterEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

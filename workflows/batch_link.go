@@ -66,7 +66,10 @@ type BatchJobEvent struct {
 	// them): the batch applies each once and in order.
 	Seq int `json:",omitempty"`
 	// Outcome is set for EventDone.
-	Outcome    string `json:",omitempty"`
+	Outcome string `json:",omitempty"`
+	// Held is set for EventBlocked when nothing was sent: the submission
+	// was refused by an account hold in force at the time.
+	Held       bool   `json:",omitempty"`
 	Reason     string `json:",omitempty"`
 	HTTPStatus int    `json:",omitempty"`
 	Message    string `json:",omitempty"`
@@ -106,16 +109,17 @@ func (j *job) tellBatch(ctx workflow.Context, ev BatchJobEvent) {
 const versionBlockedWatchesBatch = "blocked-watches-batch"
 
 // awaitAccountDecision holds the job, visibly blocked, until its batch
-// answers the account-wide failure. Now and then (blockedCheckEvery,
+// answers the account-wide failure (held: the submission was refused by
+// an account hold, nothing was sent). Now and then (blockedCheckEvery,
 // doubling) it asks whether the batch still runs: a batch that ended
 // without answering (terminated by an operator) leaves its held-back jobs
 // not submitted rather than hanging. A long wait continues as new.
-func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status int, msg string) (AccountDecision, error) {
+func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status int, msg string, held bool) (AccountDecision, error) {
 	j.blocked, j.lastError = reason, msg
 	j.setStatus(ctx, "blocked")
 	j.publish(ctx)
 	workflow.GetLogger(ctx).Warn("submission met an account-wide failure; waiting for the batch's decision", "Reason", reason)
-	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventBlocked, Reason: reason, HTTPStatus: status, Message: msg})
+	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventBlocked, Held: held, Reason: reason, HTTPStatus: status, Message: msg})
 	var d AccountDecision
 	ch := workflow.GetSignalChannel(ctx, SignalAccountDecision)
 	if workflow.GetVersion(ctx, versionBlockedWatchesBatch, workflow.DefaultVersion, 1) == workflow.DefaultVersion {

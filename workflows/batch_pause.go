@@ -24,6 +24,7 @@ func (b *batch) block(ctx workflow.Context, i int, ev BatchJobEvent) {
 		return
 	}
 	if b.state.Pause == nil {
+		b.pauseHeldOnly = ev.Held
 		b.state.Pauses++
 		b.state.Pause = &AccountPause{
 			Reason: ev.Reason, HTTPStatus: ev.HTTPStatus, Message: capMessage(ev.Message),
@@ -31,10 +32,19 @@ func (b *batch) block(ctx workflow.Context, i int, ev BatchJobEvent) {
 		}
 		workflow.GetLogger(ctx).Warn("account-wide failure: the batch stops submitting", "Reason", ev.Reason, "ReferenceId", ev.ReferenceID)
 	}
+	if !ev.Held {
+		b.pauseHeldOnly = false
+	}
 	if !slices.Contains(b.state.Pause.Blocked, ev.ReferenceID) {
 		b.state.Pause.Blocked = append(b.state.Pause.Blocked, ev.ReferenceID)
 	}
 }
+
+// versionHeldNewsResumes marks batch runs that resume by themselves a
+// pause opened only by news of submissions refused by a hold no longer in
+// force (before: escalated again, with a new hold, after its human had
+// answered).
+const versionHeldNewsResumes = "batch-held-news-resumes"
 
 // tell queues the batch's answer for a held-back job; the loop delivers it
 // (and waits for the delivery) before it does anything else.
@@ -81,6 +91,18 @@ func (b *batch) escalateAccount(ctx workflow.Context) error {
 		p.Escalated, p.HeldBy = true, other.Owner
 		workflow.GetLogger(ctx).Warn("held back by another workflow's account hold: waiting for it", "HeldBy", other.Owner, "Reason", other.Reason)
 		b.publish(ctx)
+		return nil
+	}
+	if b.pauseHeldOnly && len(holds) == 0 && workflow.GetVersion(ctx, versionHeldNewsResumes, workflow.DefaultVersion, 1) >= 1 {
+		// Its jobs were refused by a hold that is no longer in force:
+		// the batch's own, released by an answer their news arrived
+		// after. Nothing was sent and the vendor refused nothing new, so
+		// there is nothing to escalate: the batch resumes them itself.
+		// A real refusal on their next submission pauses it again.
+		p.Escalated = true
+		b.state.Decision = &BatchDecision{Action: activities.DecisionResume, By: "worker",
+			Note: "the account hold its jobs met was released before they heard the answer"}
+		workflow.GetLogger(ctx).Info("held-back news arrived after the hold was released: resuming", "ReferenceId", p.ReferenceID)
 		return nil
 	}
 	in := activities.EscalateInput{

@@ -68,6 +68,11 @@ type batch struct {
 	// holdTimer fires when it is time to look whether the hold a pause
 	// waits behind was released.
 	holdTimer workflow.Future
+	// pauseHeldOnly: every job held back by the pause not yet escalated
+	// was refused by an account hold (nothing was sent). A pause is
+	// escalated in the run that opened it (the loop escalates before it
+	// may continue as new), so this need not be carried over.
+	pauseHeldOnly bool
 	// What publish last told Temporal's visibility.
 	publishedStatus    string
 	publishedEscalated string

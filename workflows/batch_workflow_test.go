@@ -58,6 +58,9 @@ type fakeAccount struct {
 	// reporting that a job may exist; created are those jobs.
 	lostAnswers map[string]bool
 	created     map[string]bool
+	// whileRecordingDecision runs inside RecordDecision, while the
+	// workflow waits for it to record an answer.
+	whileRecordingDecision func(activities.DecisionInput)
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -106,7 +109,7 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 				activities.ErrorDetails{StatusCode: 412, MayHaveCreated: true})
 		}
 		if f.held || f.foreignHold != "" {
-			return activities.SubmitResult{}, temporal.NewNonRetryableApplicationError("held", chamelaion.TypeQuotaExceeded, nil, activities.ErrorDetails{StatusCode: 412})
+			return activities.SubmitResult{}, temporal.NewNonRetryableApplicationError("held", chamelaion.TypeQuotaExceeded, nil, activities.ErrorDetails{StatusCode: 412, Held: true})
 		}
 		f.apiCalls++
 		switch {
@@ -144,10 +147,14 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 	env.OnActivity(a.NotifyHuman, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.RecordDecision, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DecisionInput) error {
 		f.mu.Lock()
-		defer f.mu.Unlock()
 		f.decisions = append(f.decisions, in)
 		if in.Action == activities.DecisionResume || in.Action == activities.DecisionAbort {
 			f.held = false
+		}
+		hook := f.whileRecordingDecision
+		f.mu.Unlock()
+		if hook != nil {
+			hook(in)
 		}
 		return nil
 	})

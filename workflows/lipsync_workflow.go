@@ -456,7 +456,7 @@ func (j *job) submit(ctx workflow.Context) error {
 		// Every further submission of the account would fail alike: the
 		// batch escalates once and answers for every job it holds back.
 		j.heldFrom(ctx)
-		d, err := j.awaitAccountDecision(ctx, reason, status, msg)
+		d, err := j.awaitAccountDecision(ctx, reason, status, msg, submitHeld(err))
 		if err != nil {
 			return err
 		}
@@ -701,7 +701,7 @@ func (j *job) credentialFailure(ctx workflow.Context, reason string, status int,
 	}
 	prev := j.state.Status
 	j.heldFrom(ctx)
-	d, err := j.awaitAccountDecision(ctx, reason, status, msg)
+	d, err := j.awaitAccountDecision(ctx, reason, status, msg, false)
 	if err != nil {
 		return false, err
 	}

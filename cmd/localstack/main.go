@@ -6,6 +6,15 @@
 //
 //	go run ./cmd/localstack            (what `make run` does)
 //	go run ./cmd/localstack --no-demo  (the stack only)
+//	go run ./cmd/localstack --cluster  (`make run CLUSTER=1`: Temporal as
+//	                                    production runs it, see below)
+//
+// With --cluster, Temporal is the server as deploy/ describes it instead of
+// the dev server: PostgreSQL persistence (the stack's PostgreSQL, databases
+// temporal and temporal_visibility) with SQL visibility, the history,
+// matching, frontend and worker services each in its own process, and the
+// Web UI server against the frontend (internal/localcluster). The first run
+// builds the pinned server (about 5 minutes).
 //
 // Set CHAMELAION_BASE_URL and CHAMELAION_API_KEY to point the worker at the
 // real API instead of the emulator (the demo is then skipped).
@@ -37,6 +46,7 @@ import (
 
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/codec"
+	"github.com/chamelaion-lipsync/worker/internal/localcluster"
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/internal/localtemporal"
 	"github.com/chamelaion-lipsync/worker/lipsync"
@@ -61,6 +71,7 @@ type options struct {
 	codecAddr    string
 	metricsAddr  string
 	demo         bool
+	cluster      bool
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -73,6 +84,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.codecAddr, "codec-addr", "127.0.0.1:8081", "codec server listen address")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "the worker's /metrics and /healthz address")
 	fs.BoolVar(&o.demo, "demo", true, "submit the demo jobs")
+	fs.BoolVar(&o.cluster, "cluster", false, "run Temporal as production does (PostgreSQL, one process per service) instead of the dev server")
 	noDemo := fs.Bool("no-demo", false, "do not submit the demo jobs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -145,21 +157,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	go func() { _ = codecSrv.Serve(codecLn) }()
 	defer codecSrv.Close()
 
-	step(out, "starting the Temporal dev server with its Web UI (first run builds the pinned CLI: about 3 minutes)")
-	if err := privateLog(filepath.Join(dir, "logs", "temporal.log")); err != nil {
-		return err
-	}
-	tsrv, err := localtemporal.Start(ctx, localtemporal.Options{
-		DBFile:          filepath.Join(dir, "temporal.db"),
-		Port:            o.temporalPort,
-		UIPort:          o.uiPort,
-		UICodecEndpoint: codecURL,
-		LogFile:         filepath.Join(dir, "logs", "temporal.log"),
-	})
+	tsrv, err := startTemporal(ctx, out, o, dir, pg, codecURL, logger)
 	if err != nil {
 		return fmt.Errorf("Temporal: %w", err)
 	}
-	defer func() { _ = tsrv.Stop() }()
+	defer tsrv.stop()
 
 	var procs processes
 	defer procs.stopAll()
@@ -200,7 +202,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, `
 The stack is running. Ctrl-C stops everything.
   Temporal Web UI   %s/namespaces/default/workflows
-  Temporal address  %s
+  Temporal address  %s   (%s)
   PostgreSQL        %s   (PGPASSWORD=$(cat %s) psql "%s")
   Chamelaion API    %s
   Codec server      %s   (payloads are encrypted; keys in %s)
@@ -208,7 +210,7 @@ The stack is running. Ctrl-C stops everything.
   Logs              %s
   Submit a job      PAYLOAD_ENCRYPTION_KEYS=$(cat %s) TEMPORAL_ADDRESS=%s %s submit --wait --video-url https://example.com/v.mp4 --audio-url https://example.com/a.wav
 
-`, tsrv.UIURL, tsrv.Address, pg.RedactedURL("lipsync"), pg.PasswordFile(), pg.RedactedURL("lipsync"), baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
+`, tsrv.UIURL, tsrv.Address, tsrv.about, pg.RedactedURL("lipsync"), pg.PasswordFile(), pg.RedactedURL("lipsync"), baseURL, codecURL, filepath.Join(dir, "codec.keys"), o.metricsAddr, filepath.Join(dir, "logs"),
 		filepath.Join(dir, "codec.keys"), tsrv.Address, filepath.Join(bin, "starter"))
 
 	if o.demo && !realAPI {
@@ -219,6 +221,57 @@ The stack is running. Ctrl-C stops everything.
 	<-ctx.Done()
 	step(out, "stopping")
 	return nil
+}
+
+// temporalServer is the stack's Temporal: the dev server or the cluster.
+type temporalServer struct {
+	// Address is the frontend's host:port; UIURL the Web UI's base URL.
+	Address, UIURL string
+	// about says which Temporal this is.
+	about string
+	stop  func()
+}
+
+// startTemporal starts the dev server, or with --cluster the cluster on the
+// stack's PostgreSQL, each with the Web UI pointed at the codec server.
+func startTemporal(ctx context.Context, out io.Writer, o options, dir string, pg *localpg.Cluster, codecURL string, logger *slog.Logger) (*temporalServer, error) {
+	if o.cluster {
+		step(out, "starting the Temporal cluster: PostgreSQL persistence, one process per service, and the Web UI (first run builds the pinned server: about 5 minutes)")
+		p, err := localcluster.PostgresFromURL(pg.URL("postgres"))
+		if err != nil {
+			return nil, err
+		}
+		c, err := localcluster.Start(ctx, localcluster.Options{
+			Postgres:        p,
+			Dir:             filepath.Join(dir, "cluster"),
+			Port:            o.temporalPort,
+			UIPort:          o.uiPort,
+			UICodecEndpoint: codecURL,
+			Logger:          logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		about := fmt.Sprintf("server %s on PostgreSQL, history/matching/frontend/worker in their own processes; logs in %s",
+			localcluster.ServerVersion, filepath.Join(c.Dir(), "logs"))
+		return &temporalServer{Address: c.Address, UIURL: c.UIURL, about: about, stop: func() { _ = c.Stop() }}, nil
+	}
+	step(out, "starting the Temporal dev server with its Web UI (first run builds the pinned CLI: about 3 minutes)")
+	if err := privateLog(filepath.Join(dir, "logs", "temporal.log")); err != nil {
+		return nil, err
+	}
+	tsrv, err := localtemporal.Start(ctx, localtemporal.Options{
+		DBFile:          filepath.Join(dir, "temporal.db"),
+		Port:            o.temporalPort,
+		UIPort:          o.uiPort,
+		UICodecEndpoint: codecURL,
+		LogFile:         filepath.Join(dir, "logs", "temporal.log"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	about := "the dev server, CLI " + localtemporal.CLIVersion + "; make run CLUSTER=1 runs the production server"
+	return &temporalServer{Address: tsrv.Address, UIURL: tsrv.UIURL, about: about, stop: func() { _ = tsrv.Stop() }}, nil
 }
 
 // codecKeys reads the stack's payload key from path, creating a random one
