@@ -118,12 +118,15 @@ func (b *batch) escalateAccount(ctx workflow.Context) error {
 			b.in.BatchID, p.Message, p.ReferenceID, b.remaining(), len(p.Blocked), b.in.BatchID),
 	}
 	var res activities.EscalateResult
-	if err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.Escalate, in).Get(ctx, &res); err != nil {
+	b.escalating = true
+	err := workflow.ExecuteActivity(storeActivityOptions(ctx), a.Escalate, in).Get(ctx, &res)
+	b.escalating = false
+	if err != nil {
 		return fmt.Errorf("record account escalation: %w", err)
 	}
 	p.Escalated, p.EscalationID = true, res.EscalationID
 	b.publish(ctx)
-	err := workflow.ExecuteActivity(notifyActivityOptions(ctx, 10*time.Second), a.NotifyHuman, activities.NotifyInput{
+	err = workflow.ExecuteActivity(notifyActivityOptions(ctx, 10*time.Second), a.NotifyHuman, activities.NotifyInput{
 		EscalationID: res.EscalationID, Escalation: in, WebUIURL: res.WebUIURL,
 	}).Get(ctx, nil)
 	if err != nil {

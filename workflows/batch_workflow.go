@@ -73,6 +73,9 @@ type batch struct {
 	// escalated in the run that opened it (the loop escalates before it
 	// may continue as new), so this need not be carried over.
 	pauseHeldOnly bool
+	// escalating: the pause's escalation is being recorded; whoever sees
+	// its row may answer it already.
+	escalating bool
 	// What publish last told Temporal's visibility.
 	publishedStatus    string
 	publishedEscalated string
@@ -146,8 +149,10 @@ func (b *batch) registerHandlers(ctx workflow.Context) error {
 				return err
 			}
 			switch p := b.state.Pause; {
-			case p == nil || !p.Escalated:
+			case p == nil:
 				return fmt.Errorf("batch %s is not paused on an account-wide failure (status %s)", b.in.BatchID, b.status())
+			case !p.Escalated && !b.escalating:
+				return fmt.Errorf("batch %s is pausing on %s: its escalation is not recorded yet; answer once it is", b.in.BatchID, p.Reason)
 			case b.state.Decision != nil:
 				return fmt.Errorf("batch %s: the pause on %s was answered already (%s by %s); it is being carried out",
 					b.in.BatchID, p.Reason, b.state.Decision.Action, orUnknown(b.state.Decision.By))

@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +63,9 @@ type fakeAccount struct {
 	// whileRecordingDecision runs inside RecordDecision, while the
 	// workflow waits for it to record an answer.
 	whileRecordingDecision func(activities.DecisionInput)
+	// escalateAnswersLost is how many Escalate calls record the
+	// escalation and then fail (the answer lost, as after a timeout).
+	escalateAnswersLost int
 }
 
 func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironment {
@@ -135,12 +140,18 @@ func newBatchEnv(t *testing.T, f *fakeAccount) *testsuite.TestWorkflowEnvironmen
 	env.OnActivity(a.Escalate, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EscalateInput) (activities.EscalateResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.escalations = append(f.escalations, in)
+		if !slices.Contains(f.escalations, in) {
+			f.escalations = append(f.escalations, in)
+		}
 		if in.Kind == activities.KindAccount {
 			f.held, f.pausedAt = true, f.now()
 		} else {
 			delete(f.active, in.ReferenceID)
 			delete(f.pending, in.ReferenceID)
+		}
+		if f.escalateAnswersLost > 0 {
+			f.escalateAnswersLost--
+			return activities.EscalateResult{}, errors.New("store: context deadline exceeded (the row was written)")
 		}
 		return activities.EscalateResult{EscalationID: int64(len(f.escalations)), Created: true}, nil
 	})

@@ -124,7 +124,6 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 		if !errors.As(err, &esc) {
 			return res, err
 		}
-		j.pending = esc
 		d, err := j.awaitDecision(ctx, esc)
 		j.pending = nil
 		if err != nil {
@@ -220,7 +219,9 @@ func (j *job) awaitDecision(ctx workflow.Context, esc *escalation) (Decision, er
 	if wait <= 0 {
 		return Decision{}, esc.finalError()
 	}
-	j.waiting, j.decision = true, nil
+	if j.pending != esc || !j.waiting {
+		j.openForAnswers(esc)
+	}
 	j.publish(ctx)
 	workflow.GetLogger(ctx).Info("escalated job waiting for a decision", "Reason", esc.details.Reason, "Wait", wait)
 	answered, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{
@@ -248,6 +249,17 @@ func (j *job) awaitDecision(ctx workflow.Context, esc *escalation) (Decision, er
 		j.publish(ctx)
 	}
 	return d, nil
+}
+
+// openForAnswers makes the job take a human's answer to esc from now
+// on. An escalation opens it before it is recorded: whoever sees the
+// escalation (its row, its notification) finds the job answerable, also
+// while the record or the notification is still being retried.
+func (j *job) openForAnswers(esc *escalation) {
+	if j.state.Settings.DecisionWait <= 0 {
+		return
+	}
+	j.pending, j.waiting, j.decision = esc, true, nil
 }
 
 // retry starts a new attempt of the job: a new submission, a fresh
@@ -691,13 +703,15 @@ func (j *job) credentialFailure(ctx workflow.Context, reason string, status int,
 		j.lastError = msg
 		text := fmt.Sprintf("the account's key was rejected while polling request %s: %s. Status checks and submissions of every job are held until the answer; "+
 			"once the key works again: starter resolve %s resume (or abandon)", j.state.RequestID, msg, j.state.ReferenceID)
+		esc := &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: text, RequestID: j.state.RequestID},
+			resumable: true, account: true}
+		j.openForAnswers(esc)
 		if err := j.escalate(ctx, activities.KindAccount, reason, status, text); err != nil {
 			return false, err
 		}
 		j.escalated = reason
 		j.publish(ctx)
-		return false, &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: text, RequestID: j.state.RequestID},
-			resumable: true, account: true}
+		return false, esc
 	}
 	prev := j.state.Status
 	j.heldFrom(ctx)
@@ -859,11 +873,13 @@ func classifyActivityFailure(op string, err error, budget time.Duration) (reason
 func (j *job) escalateFailure(ctx workflow.Context, reason string, status int, msg string) error {
 	j.setStatus(ctx, "failed")
 	j.lastError = msg
+	esc := &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID},
+		resumable: j.state.RequestID != "" && reason != ReasonJobFailed}
+	j.openForAnswers(esc)
 	if err := j.escalate(ctx, activities.KindFailure, reason, status, msg); err != nil {
 		return err
 	}
-	return &escalation{details: EscalationDetails{Reason: reason, HTTPStatus: status, Message: msg, RequestID: j.state.RequestID},
-		resumable: j.state.RequestID != "" && reason != ReasonJobFailed}
+	return esc
 }
 
 // escalate records the escalation durably, then notifies a human. A failed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,6 +61,11 @@ type harness struct {
 	progress []activities.RecordProgressInput
 	// submitted are the inputs of the Submit calls.
 	submitted []activities.SubmitInput
+	// escalateAnswersLost is how many Escalate calls record the
+	// escalation and then fail (the answer lost, as after a timeout);
+	// notifyFails how many NotifyHuman calls fail.
+	escalateAnswersLost int
+	notifyFails         int
 }
 
 func newHarness(t *testing.T, s Settings) *harness {
@@ -83,11 +89,24 @@ func newHarness(t *testing.T, s Settings) *harness {
 		})
 	env.OnActivity(a.Escalate, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EscalateInput) (activities.EscalateResult, error) {
-			h.escalate = append(h.escalate, in)
+			if !slices.ContainsFunc(h.escalate, func(e activities.EscalateInput) bool { return e == in }) {
+				h.escalate = append(h.escalate, in)
+			}
+			if h.escalateAnswersLost > 0 {
+				h.escalateAnswersLost--
+				return activities.EscalateResult{}, errors.New("store: context deadline exceeded (the row was written)")
+			}
 			return activities.EscalateResult{EscalationID: int64(len(h.escalate)), Created: true, WebUIURL: "http://ui/wf"}, nil
 		})
 	env.OnActivity(a.NotifyHuman, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.NotifyInput) error { h.notified++; return nil })
+		func(context.Context, activities.NotifyInput) error {
+			if h.notifyFails > 0 {
+				h.notifyFails--
+				return errors.New("webhook: 502 Bad Gateway")
+			}
+			h.notified++
+			return nil
+		})
 	env.OnActivity(a.RecordDecision, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DecisionInput) error {
 			h.decisions = append(h.decisions, in)
