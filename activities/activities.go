@@ -43,6 +43,7 @@ type Store interface {
 	AccountHolds(ctx context.Context, account string) ([]store.AccountHold, error)
 	MarkJobEnded(ctx context.Context, workflowID string, status store.Status, reason, message string) (bool, error)
 	RecentProcessingTimes(ctx context.Context, limit int) ([]time.Duration, error)
+	ReserveSend(ctx context.Context, account string, limit int, window time.Duration) (time.Duration, error)
 }
 
 // Activities holds the dependencies of every activity.
@@ -78,6 +79,16 @@ type Activities struct {
 	// CHAMELAION_REQUEST_TIMEOUT, which covers a server that finishes a
 	// request within twice the client's timeout. 0 = no wait.
 	SubmitSettle time.Duration
+	// SendBudget caps the generation requests sent per rolling minute,
+	// counted at the moment each is sent, across every worker (a log in
+	// PostgreSQL): the submit task queue paces the activities, but one may
+	// send later than it was dispatched (after a settle wait, a slow
+	// database, a Temporal service restarting under it). 0 = no cap.
+	SendBudget int
+	// SendWaitMax is the longest a submission waits for a slot in
+	// SendBudget before it hands the wait to Temporal as a retry (nothing
+	// sent). Defaults to 10s.
+	SendWaitMax time.Duration
 }
 
 // Metrics is what the activities report (package metrics implements it).

@@ -19,6 +19,10 @@ const (
 	TypeInvalidInput = "InvalidInput"
 	// TypeStoreUnavailable: PostgreSQL could not be written. Retried.
 	TypeStoreUnavailable = "StoreUnavailable"
+	// TypeSendBudget: a submission found the account's rolling minute
+	// full (Activities.SendBudget) and nothing was sent. Retried when a
+	// slot frees.
+	TypeSendBudget = "SendBudgetFull"
 )
 
 // ErrorDetails rides in every ApplicationError an activity builds from an API

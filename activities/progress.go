@@ -99,9 +99,10 @@ func (p *attemptProgress) note(err error) {
 // no budget of its own: the activity's ScheduleToClose bounds it), counting
 // the wait the server advised before the next attempt.
 func budgetSpent(op string, p attemptProgress, budget, advised time.Duration, now time.Time) error {
-	if budget <= 0 || p.FirstAttemptAt.IsZero() || p.LastType == "" || p.LastType == TypeStoreUnavailable {
-		// PostgreSQL's failures are not the API's: they spend none of its
-		// budget (the job's deadline bounds them).
+	if budget <= 0 || p.FirstAttemptAt.IsZero() || p.LastType == "" || p.LastType == TypeStoreUnavailable || p.LastType == TypeSendBudget {
+		// PostgreSQL's failures are not the API's, nor is the worker's own
+		// pacing: they spend none of its budget (the job's deadline bounds
+		// them).
 		return nil
 	}
 	elapsed := now.Sub(p.FirstAttemptAt)

@@ -203,6 +203,13 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 			p.Next = "the account is held: nothing was sent"
 			return fail(withDetails(err, func(d *ErrorDetails) { d.Held = true }))
 		}
+		if err := a.awaitSendSlot(ctx); err != nil {
+			if ctx.Err() != nil {
+				return SubmitResult{}, err
+			}
+			p.Next = fmt.Sprintf("attempt %d found the account's rolling minute full: nothing was sent", attempt)
+			return fail(err)
+		}
 		sent := time.Now()
 		// Should this attempt die with its request in flight, the next one
 		// looks for the job (it starts after StartToClose, by when the
@@ -259,6 +266,53 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		return fail(storeError("record submission", err))
 	}
 	return res, nil
+}
+
+// awaitSendSlot reserves the moment to send a generation request in the
+// account's rolling minute (SendBudget), waiting up to SendWaitMax for a
+// slot; a longer wait is handed to Temporal as a retryable failure
+// (nothing sent) with the wait as its next retry delay.
+func (a *Activities) awaitSendSlot(ctx context.Context) error {
+	if a.SendBudget <= 0 {
+		return nil
+	}
+	waitMax := a.SendWaitMax
+	if waitMax <= 0 {
+		waitMax = 10 * time.Second
+	}
+	if d, ok := ctx.Deadline(); ok {
+		// Leave the request itself its time.
+		waitMax = min(waitMax, time.Until(d)/2)
+	}
+	var waited time.Duration
+	for {
+		wait, err := a.Store.ReserveSend(ctx, store.DefaultAccount, a.SendBudget, time.Minute)
+		if err != nil {
+			return storeError("reserve a send in the account's rolling minute", err)
+		}
+		if wait == 0 {
+			if waited > 0 {
+				a.logger().Info("submission waited for a slot in the account's rolling minute", "waited", waited.Round(time.Millisecond), "budget_per_minute", a.SendBudget)
+			}
+			return nil
+		}
+		if waited+wait > waitMax {
+			msg := fmt.Sprintf("submit: the account's rolling minute is full (%d generation requests sent in the last minute, the budget); nothing was sent; a slot frees in %s",
+				a.SendBudget, readable(wait))
+			return temporal.NewApplicationErrorWithOptions(msg, TypeSendBudget, temporal.ApplicationErrorOptions{
+				NextRetryDelay: wait,
+				Details:        []any{ErrorDetails{Message: msg, RetryAfter: wait}},
+			})
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			waited += wait
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // priorRuns sets up a first submission of an execution from what the

@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -114,6 +115,13 @@ type API struct {
 // account's limit less the headroom.
 func (a API) SubmitRatePerSecond() float64 {
 	return float64(a.RateLimitPerMinute) * (1 - a.RateHeadroom) / 60
+}
+
+// SendBudgetPerMinute is the most generation requests sent in any
+// rolling minute, counted when each is sent: the account's limit less the
+// headroom, rounded down (at least 1).
+func (a API) SendBudgetPerMinute() int {
+	return max(1, int(math.Floor(float64(a.RateLimitPerMinute)*(1-a.RateHeadroom)+1e-9)))
 }
 
 // Database configures PostgreSQL.

@@ -161,6 +161,10 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		// A retried submission looks for the earlier attempt's request only
 		// once that request can no longer be in flight.
 		SubmitSettle: cfg.API.RequestTimeout,
+		// The task queue paces submissions; the send log makes sure no
+		// rolling minute holds more than the budget however late an
+		// activity sends after its dispatch.
+		SendBudget: cfg.API.SendBudgetPerMinute(),
 	}
 	wfs := &workflows.Workflows{Defaults: workflows.SettingsFromConfig(cfg)}
 
