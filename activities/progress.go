@@ -44,6 +44,11 @@ type attemptProgress struct {
 	// Next tells a person reading the pending activity what the last
 	// attempt met and what the next one does.
 	Next string `json:",omitempty"`
+	// Paced is the time spent waiting, nothing sent, for a slot in the
+	// account's rolling minute (SendBudgetFull): it spends none of the
+	// retry budget. PacedSince is when the last such wait began.
+	Paced      time.Duration `json:",omitempty"`
+	PacedSince time.Time     `json:",omitempty"`
 }
 
 // progressOf reads the progress the previous attempt left; known is false
@@ -105,7 +110,7 @@ func budgetSpent(op string, p attemptProgress, budget, advised time.Duration, no
 		// them).
 		return nil
 	}
-	elapsed := now.Sub(p.FirstAttemptAt)
+	elapsed := now.Sub(p.FirstAttemptAt) - p.Paced
 	if elapsed+advised < budget {
 		return nil
 	}

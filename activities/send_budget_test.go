@@ -91,3 +91,46 @@ func TestSubmissionsSentLateKeepTheRollingMinute(t *testing.T) {
 	}
 	require.Equal(t, 2, refused)
 }
+
+// TestWaitingForASendSlotSpendsNoRetryBudget: a submission whose first
+// attempt began 31 minutes ago spent 30 of them waiting, nothing sent, for
+// a slot in the account's rolling minute (its attempts refused with
+// SendBudgetFull, waiting in the submit queue between them). Its first
+// real request now meets a 503: one minute of a 30-minute retry budget is
+// spent, so it is retried (before: RetriesExhausted at once, the worker's
+// own pacing counted as the API's failure).
+func TestWaitingForASendSlotSpendsNoRetryBudget(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, localpg.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	_, _, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	emu, err := emulator.New(emulator.Config{APIKeys: map[string]string{testKey: "test"}})
+	require.NoError(t, err)
+	require.NoError(t, emu.SetScenario(emulator.Scenario{ReferenceID: "paced", SubmitFaults: []emulator.Fault{{Status: 503}}}))
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(srv.Close)
+	api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	acts := &activities.Activities{API: api, Store: st, Logger: quiet, SendBudget: 60}
+	require.NoError(t, st.RecordJob(ctx, store.NewJob{WorkflowID: "wf-paced", ReferenceID: "paced", Attempt: 1}))
+
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(quiet))
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	now := time.Now()
+	env.SetHeartbeatDetails(map[string]any{
+		"FirstAttemptAt": now.Add(-31 * time.Minute), "PacedSince": now.Add(-30 * time.Minute),
+		"LastType": activities.TypeSendBudget, "LastMessage": "the account's rolling minute is full",
+	})
+	_, err = env.ExecuteActivity(acts.Submit, activities.SubmitInput{
+		WorkflowID: "wf-paced", ReferenceID: "paced", Attempt: 1, RetryBudget: 30 * time.Minute,
+		Video: "https://cdn.example.com/v.mp4", Audio: "https://cdn.example.com/a.wav",
+	})
+	require.Equal(t, chamelaion.TypeUnavailable, errorType(err), "%v", err)
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.False(t, appErr.NonRetryable())
+}

@@ -125,6 +125,13 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	attempt := activity.GetInfo(ctx).Attempt
 	p, known := progressOf(ctx)
 	now := time.Now()
+	if known && !p.PacedSince.IsZero() {
+		// The previous attempt sent nothing for want of a slot in the
+		// rolling minute: the worker's own pacing, like the queue's,
+		// spends none of the retry budget.
+		p.Paced += now.Sub(p.PacedSince)
+		p.PacedSince = time.Time{}
+	}
 	switch {
 	case known:
 		p.unanswered()
@@ -203,20 +210,24 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 			p.Next = "the account is held: nothing was sent"
 			return fail(withDetails(err, func(d *ErrorDetails) { d.Held = true }))
 		}
+		// Should this attempt die with its request in flight, the next one
+		// looks for the job (it starts after StartToClose, by when the
+		// request has landed or never will). This is left before the send
+		// slot is reserved: the first heartbeat waits for Temporal, and
+		// nothing may stand between the reservation and the send.
+		before := p
+		p.Look, p.LookAfter = true, time.Now().Add(a.sendWaitMax(ctx)+2*a.SubmitSettle)
+		p.Next = fmt.Sprintf("attempt %d is sending its request (from %s)", attempt, time.Now().UTC().Format(time.RFC3339))
+		leave(ctx, p)
 		if err := a.awaitSendSlot(ctx); err != nil {
 			if ctx.Err() != nil {
 				return SubmitResult{}, err
 			}
-			p.Next = fmt.Sprintf("attempt %d found the account's rolling minute full: nothing was sent", attempt)
+			p = before
+			p.PacedSince = time.Now()
+			p.Next = fmt.Sprintf("attempt %d found the account's rolling minute full: nothing was sent; the next attempt sends when a slot frees", attempt)
 			return fail(err)
 		}
-		sent := time.Now()
-		// Should this attempt die with its request in flight, the next one
-		// looks for the job (it starts after StartToClose, by when the
-		// request has landed or never will).
-		p.Look, p.LookAfter = true, sent.Add(2*a.SubmitSettle)
-		p.Next = fmt.Sprintf("attempt %d sent its request at %s", attempt, sent.UTC().Format(time.RFC3339))
-		leave(ctx, p)
 		resp, err := a.generate(ctx, in)
 		if err != nil {
 			stopped := time.Now()
@@ -276,14 +287,7 @@ func (a *Activities) awaitSendSlot(ctx context.Context) error {
 	if a.SendBudget <= 0 {
 		return nil
 	}
-	waitMax := a.SendWaitMax
-	if waitMax <= 0 {
-		waitMax = 10 * time.Second
-	}
-	if d, ok := ctx.Deadline(); ok {
-		// Leave the request itself its time.
-		waitMax = min(waitMax, time.Until(d)/2)
-	}
+	waitMax := a.sendWaitMax(ctx)
 	var waited time.Duration
 	for {
 		wait, err := a.Store.ReserveSend(ctx, store.DefaultAccount, a.SendBudget, time.Minute)
@@ -299,6 +303,7 @@ func (a *Activities) awaitSendSlot(ctx context.Context) error {
 		if waited+wait > waitMax {
 			msg := fmt.Sprintf("submit: the account's rolling minute is full (%d generation requests sent in the last minute, the budget); nothing was sent; a slot frees in %s",
 				a.SendBudget, readable(wait))
+			a.metrics().ObserveRetryable(TypeSendBudget, wait)
 			return temporal.NewApplicationErrorWithOptions(msg, TypeSendBudget, temporal.ApplicationErrorOptions{
 				NextRetryDelay: wait,
 				Details:        []any{ErrorDetails{Message: msg, RetryAfter: wait}},
@@ -313,6 +318,23 @@ func (a *Activities) awaitSendSlot(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// sendWaitMax is the longest awaitSendSlot waits: SendWaitMax (10s by
+// default), and never more than half the attempt's time left, which the
+// request itself needs.
+func (a *Activities) sendWaitMax(ctx context.Context) time.Duration {
+	waitMax := a.SendWaitMax
+	if waitMax <= 0 {
+		waitMax = 10 * time.Second
+	}
+	if a.SendBudget <= 0 {
+		return 0
+	}
+	if d, ok := ctx.Deadline(); ok {
+		waitMax = max(0, min(waitMax, time.Until(d)/2))
+	}
+	return waitMax
 }
 
 // priorRuns sets up a first submission of an execution from what the

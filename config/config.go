@@ -102,7 +102,8 @@ type API struct {
 	// RateHeadroom is the share of RateLimitPerMinute kept unused, so that
 	// the task queue's rate limiter (whose first second may burst) never
 	// puts more than the limit into one rolling minute. Defaults to 0.02:
-	// submissions run at 98% of the limit.
+	// submissions run at 98% of the limit, rounded down to whole requests
+	// a minute (SendBudgetPerMinute).
 	RateHeadroom float64 `envconfig:"CHAMELAION_RATE_HEADROOM" default:"0.02"`
 	// StatusRateLimitPerMinute is the budget of status reads per minute,
 	// shared by every worker through the status task queue. Status reads
@@ -112,9 +113,10 @@ type API struct {
 }
 
 // SubmitRatePerSecond is the task-queue-wide rate of submissions: the
-// account's limit less the headroom.
+// send budget (the account's limit less the headroom, rounded down), so
+// that the queue never dispatches faster than the send log lets requests go.
 func (a API) SubmitRatePerSecond() float64 {
-	return float64(a.RateLimitPerMinute) * (1 - a.RateHeadroom) / 60
+	return float64(a.SendBudgetPerMinute()) / 60
 }
 
 // SendBudgetPerMinute is the most generation requests sent in any

@@ -22,7 +22,9 @@ func (s *Store) ReserveSend(ctx context.Context, account string, limit int, wind
 		account = DefaultAccount
 	}
 	var wait time.Duration
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// Read committed, whatever the session's default: each statement
+	// must see what was committed before the advisory lock was granted.
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		// One reservation of the account at a time: the count and the
 		// insert must see the same log.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('lipsync.api_sends.' || $1, 0))`, account); err != nil {
