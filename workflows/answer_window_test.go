@@ -30,7 +30,9 @@ func everyUntil(env *testsuite.TestWorkflowEnvironment, step, until time.Duratio
 // notifies (the webhook failing, retried for up to 10 minutes). The
 // answer is taken (before: refused, "not waiting for a decision (status
 // failed)", until the notification had ended), recorded once, after the
-// escalation, and the notification still goes out.
+// escalation, and the notification still goes out. The status query says
+// all along what the job waits on (found by TestEndToEnd: a job waiting
+// for an answer whose escalation was still being recorded had no reason).
 func TestAJobTakesAnAnswerOnceItsEscalationIsRecorded(t *testing.T) {
 	h := newHarness(t, decisionSettings())
 	h.escalateAnswersLost, h.notifyFails = 1, 3
@@ -38,11 +40,15 @@ func TestAJobTakesAnAnswerOnceItsEscalationIsRecorded(t *testing.T) {
 	h.statusReturns(sequence(chamelaion.StatusCompleted))
 	var rejected error
 	var accepted, answered bool
+	var status JobStatus
 	everyUntil(h.env, 500*time.Millisecond, 5*time.Minute, func() bool {
 		if len(h.escalate) == 0 {
 			return false
 		}
 		answered = h.notified == 0
+		v, err := h.env.QueryWorkflow(QueryStatus)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&status))
 		h.env.UpdateWorkflow(UpdateResolve, "retry-1", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { rejected = err }, OnAccept: func() { accepted = true }, OnComplete: func(any, error) {},
 		}, Decision{Action: activities.DecisionRetry, By: "ops@example"})
@@ -53,6 +59,11 @@ func TestAJobTakesAnAnswerOnceItsEscalationIsRecorded(t *testing.T) {
 	require.NoError(t, rejected)
 	require.True(t, accepted)
 	require.True(t, answered, "answered while the escalation was still being recorded or notified")
+	// What a caller waiting on the job (starter submit --wait) reads then
+	// names the escalation.
+	require.True(t, status.WaitingForDecision)
+	require.Equal(t, chamelaion.TypeQuotaExceeded, status.Escalated)
+	require.Contains(t, status.LastError, "token limit reached")
 	require.Equal(t, "completed", res.Status)
 	require.Len(t, h.escalate, 1)
 	require.Equal(t, 1, h.notified, "the human is still notified")

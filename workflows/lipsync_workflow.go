@@ -260,6 +260,9 @@ func (j *job) openForAnswers(esc *escalation) {
 		return
 	}
 	j.pending, j.waiting, j.decision = esc, true, nil
+	// Whoever asks the job (the status query, the Web UI) reads what it
+	// waits on from now.
+	j.escalated = esc.details.Reason
 }
 
 // retry starts a new attempt of the job: a new submission, a fresh
