@@ -38,3 +38,30 @@ func TestDevServerStartsAgainWhenItExitsAtStartUp(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(log), "address already in use", "the first start's exit is in the log")
 }
+
+// TestDevServerRestartsAgainWhenItExitsDuringItsRestart: a restart (the
+// fault suite's Temporal restart, same ports and database file) whose
+// server exits during start-up is tried again, and the failure's reason
+// stays in the log (before: the restart failed at once, and CI's fault
+// suite lost the rest of its scenarios with it).
+func TestDevServerRestartsAgainWhenItExitsDuringItsRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cli, err := localtemporal.CLIPath(ctx)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	started, failed := filepath.Join(dir, "started"), filepath.Join(dir, "failed-once")
+	wrapper := filepath.Join(dir, "temporal")
+	script := "#!/bin/sh\n" +
+		"if [ -e " + started + " ] && [ ! -e " + failed + " ]; then touch " + failed + "; echo 'panic: listen tcp: bind: address already in use' >&2; exit 2; fi\n" +
+		"touch " + started + "\nexec " + cli + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
+	srv, err := localtemporal.Start(ctx, localtemporal.Options{CLIPath: wrapper, Headless: true, LogFile: filepath.Join(dir, "temporal.log"), DBFile: filepath.Join(dir, "temporal.db")})
+	require.NoError(t, err)
+	defer srv.Stop()
+	require.NoError(t, srv.Restart(ctx), "the restart's second start runs")
+	require.FileExists(t, failed, "the restart's first start exited")
+	log, err := os.ReadFile(filepath.Join(dir, "temporal.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(log), "panic: listen tcp: bind: address already in use")
+}

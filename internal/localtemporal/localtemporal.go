@@ -301,10 +301,24 @@ func (s *Server) ping(ctx context.Context) error {
 
 func (s *Server) logTail() string {
 	b, _ := os.ReadFile(s.opts.LogFile)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
+	return tail(string(b), 4000)
+}
+
+// tail is the end of a server's output, at most max bytes: from its last
+// panic when it has one (the reason comes first, before a goroutine dump
+// longer than max), else its last bytes.
+func tail(out string, max int) string {
+	if i := strings.LastIndex(out, "panic: "); i >= 0 {
+		out = out[i:]
+		if len(out) > max {
+			out = out[:max]
+		}
+		return out
 	}
-	return string(b)
+	if len(out) > max {
+		out = out[len(out)-max:]
+	}
+	return out
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10s). Stopping a stopped
@@ -328,11 +342,24 @@ func (s *Server) Stop() error {
 }
 
 // Restart stops and starts the server on the same ports and database file.
+// A server that exits during start-up is started again (a second after),
+// up to startAttempts times, as Start does.
 func (s *Server) Restart(ctx context.Context) error {
 	if err := s.Stop(); err != nil {
 		return err
 	}
-	return s.start(ctx)
+	for attempt := 1; ; attempt++ {
+		err := s.start(ctx)
+		if err == nil || !errors.Is(err, errExitedAtStart) || attempt == startAttempts {
+			return err
+		}
+		s.opts.Logger.Warn("the dev server exited during its restart; starting it again", "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // LogTail returns the end of the server's output, for test failures.
