@@ -50,15 +50,17 @@ func TestDevServerRestartsAgainWhenItExitsDuringItsRestart(t *testing.T) {
 	cli, err := localtemporal.CLIPath(ctx)
 	require.NoError(t, err)
 	dir := t.TempDir()
-	started, failed := filepath.Join(dir, "started"), filepath.Join(dir, "failed-once")
+	armed, failed := filepath.Join(dir, "armed"), filepath.Join(dir, "failed-once")
 	wrapper := filepath.Join(dir, "temporal")
 	script := "#!/bin/sh\n" +
-		"if [ -e " + started + " ] && [ ! -e " + failed + " ]; then touch " + failed + "; echo 'panic: listen tcp: bind: address already in use' >&2; exit 2; fi\n" +
-		"touch " + started + "\nexec " + cli + " \"$@\"\n"
+		"if [ -e " + armed + " ] && [ ! -e " + failed + " ]; then touch " + failed + "; echo 'panic: listen tcp: bind: address already in use' >&2; exit 2; fi\n" +
+		"exec " + cli + " \"$@\"\n"
 	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
 	srv, err := localtemporal.Start(ctx, localtemporal.Options{CLIPath: wrapper, Headless: true, LogFile: filepath.Join(dir, "temporal.log"), DBFile: filepath.Join(dir, "temporal.db")})
 	require.NoError(t, err)
 	defer srv.Stop()
+	// The restart's first start exits; its second runs.
+	require.NoError(t, os.WriteFile(armed, nil, 0o644))
 	require.NoError(t, srv.Restart(ctx), "the restart's second start runs")
 	require.FileExists(t, failed, "the restart's first start exited")
 	log, err := os.ReadFile(filepath.Join(dir, "temporal.log"))

@@ -260,9 +260,17 @@ func (j *job) openForAnswers(esc *escalation) {
 		return
 	}
 	j.pending, j.waiting, j.decision = esc, true, nil
-	// Whoever asks the job (the status query, the Web UI) reads what it
-	// waits on from now.
-	j.escalated = esc.details.Reason
+}
+
+// escalatedReason is the reason the job is escalated for, as the status
+// query tells it: also while the escalation it is open for answers is
+// still being recorded. (j.escalated itself is set where it always was: it
+// decides the search-attribute upserts, whose order replays check.)
+func (j *job) escalatedReason() string {
+	if j.escalated == "" && j.waiting && j.pending != nil {
+		return j.pending.details.Reason
+	}
+	return j.escalated
 }
 
 // retry starts a new attempt of the job: a new submission, a fresh
@@ -377,7 +385,7 @@ func (j *job) status() JobStatus {
 		Attempt:            j.state.Attempt,
 		StatusChecks:       j.state.StatusChecks,
 		StuckNotified:      j.state.StuckNotified,
-		Escalated:          j.escalated,
+		Escalated:          j.escalatedReason(),
 		LastError:          j.lastError,
 		StartedAt:          j.state.StartedAt,
 		Runs:               j.state.Runs,

@@ -134,6 +134,8 @@ type Server struct {
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 	done  chan struct{}
+	// logFrom is where the latest start's output begins in the log file.
+	logFrom int64
 }
 
 // SinglePartitionConfig is the dynamic configuration that gives every task
@@ -249,6 +251,13 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("localtemporal: %w", err)
 	}
+	// The log is appended to by every start: a failure's tail is this
+	// start's output.
+	if fi, err := logFile.Stat(); err == nil {
+		s.mu.Lock()
+		s.logFrom = fi.Size()
+		s.mu.Unlock()
+	}
 	cmd := exec.Command(s.opts.CLIPath, s.args()...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The server dies with its parent, even a killed one.
@@ -274,6 +283,11 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		select {
 		case <-done:
+			s.mu.Lock()
+			if s.cmd == cmd {
+				s.cmd = nil // exited: nothing left to stop
+			}
+			s.mu.Unlock()
 			return fmt.Errorf("localtemporal: %w:\n%s", errExitedAtStart, s.logTail())
 		case <-ctx.Done():
 			_ = s.Stop()
@@ -301,6 +315,12 @@ func (s *Server) ping(ctx context.Context) error {
 
 func (s *Server) logTail() string {
 	b, _ := os.ReadFile(s.opts.LogFile)
+	s.mu.Lock()
+	from := s.logFrom
+	s.mu.Unlock()
+	if from > 0 && from <= int64(len(b)) {
+		b = b[from:]
+	}
 	return tail(string(b), 4000)
 }
 

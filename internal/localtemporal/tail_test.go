@@ -1,8 +1,12 @@
 package localtemporal
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestTailShowsAPanicsReason: a dev server that panics during start-up
@@ -23,4 +27,21 @@ func TestTailShowsAPanicsReason(t *testing.T) {
 	if got := tail(long, 4000); len(got) != 4000 || !strings.HasSuffix(got, "end") {
 		t.Errorf("tail of long output without a panic: %d bytes", len(got))
 	}
+}
+
+// TestTheTailIsTheLatestStarts: the log file is appended to by every
+// start; a failure's tail is the latest start's output, never an earlier
+// start's panic.
+func TestTheTailIsTheLatestStarts(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "temporal.log")
+	first := "panic: an earlier start's reason\n" + strings.Repeat("goroutine dump\n", 400)
+	require.NoError(t, os.WriteFile(log, []byte(first), 0o644))
+	s := &Server{opts: Options{LogFile: log}, logFrom: int64(len(first))}
+	f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteString("Error: unable to open the database file\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.Equal(t, "Error: unable to open the database file\n", s.logTail())
 }
