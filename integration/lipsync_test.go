@@ -369,10 +369,16 @@ func TestEndToEnd(t *testing.T) {
 		require.Greater(t, len(runs), 1)
 		// MAX_POLLS_PER_RUN=10 status checks per run; each check costs at most
 		// 11 events (timer, activity, two workflow tasks), plus the run's
-		// start, record, submit, markers and search-attribute upserts on
-		// status changes: bound = 11*10 + 40.
+		// start: record, submit and plan with their workflow tasks (18),
+		// five version markers each with the SDK's upsert (10), two side
+		// effects, the status upserts and the start and end (about 45 in
+		// all), and 3 events for each workflow task the server retries (a
+		// loaded cluster in CI gave run 1 151 events against the earlier
+		// bound of 150). What
+		// matters is that the bound does not grow with the job's length:
+		// bound = 11*10 + 60.
 		for i, h := range runs {
-			require.LessOrEqual(t, len(h.Events), 11*10+40, "run %d has %d events", i+1, len(h.Events))
+			require.LessOrEqual(t, len(h.Events), 11*10+60, "run %d has %d events", i+1, len(h.Events))
 		}
 		t.Logf("e2e-long: %d runs, events per run: %v", len(runs), eventCounts(runs))
 	})
