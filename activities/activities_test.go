@@ -54,13 +54,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, localpg.NewDatabase(t))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	_, _, err = st.Migrate(ctx)
-	require.NoError(t, err)
-
+	st := migratedStore(t)
 	f := &fixture{t: t, store: st}
 	cfg := emulator.Config{
 		APIKeys:       map[string]string{testKey: "test"},
@@ -93,6 +87,18 @@ func newFixture(t *testing.T, faults ...emulator.RandomFaults) *fixture {
 	}}
 	f.newEnv()
 	return f
+}
+
+// migratedStore is a store on a fresh, migrated database.
+func migratedStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, localpg.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	_, _, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	return st
 }
 
 // newEnv gives the fixture a fresh workflow environment (a new execution

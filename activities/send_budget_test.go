@@ -17,9 +17,28 @@ import (
 	"github.com/chamelaion-lipsync/worker/activities"
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/emulator"
-	"github.com/chamelaion-lipsync/worker/internal/localpg"
 	"github.com/chamelaion-lipsync/worker/store"
 )
+
+// emulatorServer serves an emulator that knows testKey, and returns it
+// with its base URL.
+func emulatorServer(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string) {
+	t.Helper()
+	cfg.APIKeys = map[string]string{testKey: "test"}
+	emu, err := emulator.New(cfg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(srv.Close)
+	return emu, srv.URL
+}
+
+// apiClient is an API client of the emulator at url.
+func apiClient(t *testing.T, url string) *chamelaion.Client {
+	t.Helper()
+	api, err := chamelaion.New(chamelaion.Options{BaseURL: url + "/api", APIKey: testKey, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	return api
+}
 
 // TestSubmissionsSentLateKeepTheRollingMinute: the submit task queue paced
 // eight submissions over time, but they reach the point of sending
@@ -33,20 +52,11 @@ import (
 // the cluster's history service was killed and restarted mid-batch).
 func TestSubmissionsSentLateKeepTheRollingMinute(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, localpg.NewDatabase(t))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	_, _, err = st.Migrate(ctx)
-	require.NoError(t, err)
-	emu, err := emulator.New(emulator.Config{APIKeys: map[string]string{testKey: "test"}, RateLimitPerMinute: 6})
-	require.NoError(t, err)
-	srv := httptest.NewServer(emu.Handler())
-	t.Cleanup(srv.Close)
+	st := migratedStore(t)
+	emu, url := emulatorServer(t, emulator.Config{RateLimitPerMinute: 6})
 	workers := make([]*activities.Activities, 2)
 	for i := range workers {
-		api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
-		require.NoError(t, err)
-		workers[i] = &activities.Activities{API: api, Store: st, Logger: quiet, SendBudget: 6, SendWaitMax: time.Second}
+		workers[i] = &activities.Activities{API: apiClient(t, url), Store: st, Logger: quiet, SendBudget: 6, SendWaitMax: time.Second}
 	}
 
 	const n = 8
@@ -101,19 +111,10 @@ func TestSubmissionsSentLateKeepTheRollingMinute(t *testing.T) {
 // own pacing counted as the API's failure).
 func TestWaitingForASendSlotSpendsNoRetryBudget(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, localpg.NewDatabase(t))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	_, _, err = st.Migrate(ctx)
-	require.NoError(t, err)
-	emu, err := emulator.New(emulator.Config{APIKeys: map[string]string{testKey: "test"}})
-	require.NoError(t, err)
+	st := migratedStore(t)
+	emu, url := emulatorServer(t, emulator.Config{})
 	require.NoError(t, emu.SetScenario(emulator.Scenario{ReferenceID: "paced", SubmitFaults: []emulator.Fault{{Status: 503}}}))
-	srv := httptest.NewServer(emu.Handler())
-	t.Cleanup(srv.Close)
-	api, err := chamelaion.New(chamelaion.Options{BaseURL: srv.URL + "/api", APIKey: testKey, Timeout: 2 * time.Second})
-	require.NoError(t, err)
-	acts := &activities.Activities{API: api, Store: st, Logger: quiet, SendBudget: 60}
+	acts := &activities.Activities{API: apiClient(t, url), Store: st, Logger: quiet, SendBudget: 60}
 	require.NoError(t, st.RecordJob(ctx, store.NewJob{WorkflowID: "wf-paced", ReferenceID: "paced", Attempt: 1}))
 
 	var suite testsuite.WorkflowTestSuite
@@ -125,7 +126,7 @@ func TestWaitingForASendSlotSpendsNoRetryBudget(t *testing.T) {
 		"FirstAttemptAt": now.Add(-31 * time.Minute), "PacedSince": now.Add(-30 * time.Minute),
 		"LastType": activities.TypeSendBudget, "LastMessage": "the account's rolling minute is full",
 	})
-	_, err = env.ExecuteActivity(acts.Submit, activities.SubmitInput{
+	_, err := env.ExecuteActivity(acts.Submit, activities.SubmitInput{
 		WorkflowID: "wf-paced", ReferenceID: "paced", Attempt: 1, RetryBudget: 30 * time.Minute,
 		Video: "https://cdn.example.com/v.mp4", Audio: "https://cdn.example.com/a.wav",
 	})
