@@ -329,26 +329,77 @@ func detected(e *emulatorServer, account string) int {
 // historyEvents sums the history events of every run of a workflow,
 // following continue-as-new back to the first run.
 func historyEvents(ctx context.Context, tc client.Client, workflowID string) (int, error) {
-	total, run := 0, ""
+	kinds, err := historyEventKinds(ctx, tc, workflowID)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, n := range kinds {
+		total += n
+	}
+	return total, nil
+}
+
+// historyEventKinds counts the history events of every run of a workflow
+// by kind (eventKind), following continue-as-new back to the first run.
+func historyEventKinds(ctx context.Context, tc client.Client, workflowID string) (map[string]int, error) {
+	kinds, run := map[string]int{}, ""
 	for {
 		it := tc.GetWorkflowHistory(ctx, workflowID, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		prev, n := "", 0
+		prev := ""
 		for it.HasNext() {
 			ev, err := it.Next()
 			if err != nil {
-				return 0, fmt.Errorf("history of %s: %w", workflowID, err)
+				return nil, fmt.Errorf("history of %s: %w", workflowID, err)
 			}
 			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
 				prev = a.GetContinuedExecutionRunId()
 			}
-			n++
+			kinds[eventKind(ev.GetEventType())]++
 		}
-		total += n
 		if prev == "" {
-			return total, nil
+			return kinds, nil
 		}
 		run = prev
 	}
+}
+
+// Kinds of history events, as the throughput phase counts them.
+const (
+	kindWorkflowTask = "workflow task"
+	kindActivity     = "activity task"
+	kindTimer        = "timer"
+	kindMarker       = "marker (version, side effect, local activity)"
+	kindUpsert       = "search-attribute upsert"
+	kindSignal       = "signal"
+	kindLifecycle    = "execution (start, end, update)"
+	kindOther        = "other"
+)
+
+// eventKinds lists the kinds in the report's order.
+var eventKinds = []string{kindWorkflowTask, kindActivity, kindTimer, kindMarker, kindUpsert, kindSignal, kindLifecycle, kindOther}
+
+// eventKind groups an event type: the three events of a workflow task are
+// one kind, those of an activity another, and so on.
+func eventKind(t enumspb.EventType) string {
+	name := t.String() // WorkflowTaskScheduled, ActivityTaskStarted, ...
+	switch {
+	case strings.HasPrefix(name, "WorkflowTask"):
+		return kindWorkflowTask
+	case strings.HasPrefix(name, "ActivityTask"):
+		return kindActivity
+	case strings.HasPrefix(name, "Timer"):
+		return kindTimer
+	case t == enumspb.EVENT_TYPE_MARKER_RECORDED:
+		return kindMarker
+	case t == enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+		return kindUpsert
+	case strings.Contains(name, "Signal"):
+		return kindSignal
+	case strings.HasPrefix(name, "WorkflowExecution"):
+		return kindLifecycle
+	}
+	return kindOther
 }
 
 // terminateOpen ends the open workflows of the given IDs (a phase's

@@ -238,10 +238,49 @@ func (r *report) throughputSection(p func(string, ...any)) {
 	p("")
 	p("Each strategy alone, %d jobs started at once, an emulator that finishes every job at once and no rate limit; CPU and peak memory are the strategy's own process (for ours the worker; the Temporal server and PostgreSQL are not counted).", c.ThroughputJobs)
 	p("")
-	p("| strategy | jobs | wall | jobs/s | CPU s per 1,000 jobs | peak RSS |")
-	p("| --- | --- | --- | --- | --- | --- |")
+	p("| strategy | jobs | wall | jobs/s | CPU s per 1,000 jobs | peak RSS | history events / job |")
+	p("| --- | --- | --- | --- | --- | --- | --- |")
 	for _, x := range r.throughput {
-		p("| %s | %d | %s | %.1f | %.1f | %s |", x.Strategy, x.Jobs, secs(x.Wall), x.PerSecond, x.CPU.Seconds()*1000/float64(x.Jobs), mib(x.PeakRSS))
+		events := "—"
+		if x.Events > 0 {
+			events = fmt.Sprintf("%.1f", x.Events)
+		}
+		p("| %s | %d | %s | %.1f | %.1f | %s | %s |", x.Strategy, x.Jobs, secs(x.Wall), x.PerSecond, x.CPU.Seconds()*1000/float64(x.Jobs), mib(x.PeakRSS), events)
+	}
+	p("")
+	r.eventKindsTable(p)
+}
+
+// eventKindsTable writes the throughput phase's history events per job by
+// kind, a column per Temporal strategy.
+func (r *report) eventKindsTable(p func(string, ...any)) {
+	var cols []loadRow
+	for _, x := range r.throughput {
+		if x.Events > 0 {
+			cols = append(cols, x)
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	p("History events per job by kind (the mean over the first %d jobs of each):", historySample)
+	p("")
+	head, rule := "| kind |", "| --- |"
+	for _, x := range cols {
+		head += " " + x.Strategy + " |"
+		rule += " --- |"
+	}
+	p("%s", head)
+	p("%s", rule)
+	for _, k := range eventKinds {
+		line, any := "| "+k+" |", false
+		for _, x := range cols {
+			line += fmt.Sprintf(" %.1f |", x.EventKinds[k])
+			any = any || x.EventKinds[k] > 0
+		}
+		if any {
+			p("%s", line)
+		}
 	}
 	p("")
 }

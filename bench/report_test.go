@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/chamelaion-lipsync/worker/chamelaion"
 	"github.com/chamelaion-lipsync/worker/emulator"
 )
@@ -80,5 +82,28 @@ func TestNaiveLoopGivesUpAfterThreeRetriesOf429(t *testing.T) {
 	}
 	if st.JobsCreated != 2 {
 		t.Fatalf("%d jobs created, want 2", st.JobsCreated)
+	}
+}
+
+// TestEventKindsGroupAnEventsType: the three events of a workflow task
+// are one kind, as are an activity's, a timer's; a marker, an upsert and
+// the signals are kinds of their own.
+func TestEventKindsGroupAnEventsType(t *testing.T) {
+	for typ, kind := range map[enumspb.EventType]string{
+		enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:                      kindWorkflowTask,
+		enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:                      kindWorkflowTask,
+		enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:                        kindActivity,
+		enumspb.EVENT_TYPE_TIMER_FIRED:                                  kindTimer,
+		enumspb.EVENT_TYPE_MARKER_RECORDED:                              kindMarker,
+		enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:            kindUpsert,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:                  kindSignal,
+		enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: kindSignal,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:                   kindLifecycle,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:           kindLifecycle,
+		enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:     kindOther,
+	} {
+		if got := eventKind(typ); got != kind {
+			t.Errorf("%s: kind %q, want %q", typ, got, kind)
+		}
 	}
 }

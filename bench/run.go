@@ -512,7 +512,15 @@ type loadRow struct {
 	CPU       time.Duration // process CPU time over the phase
 	PeakRSS   int64
 	RSS       int64 // resident memory at the end (in-flight phase)
+	// Events and EventKinds are the history events per job, in all and by
+	// kind (throughput phase, Temporal strategies; the mean of up to
+	// historySample jobs).
+	Events     float64
+	EventKinds map[string]float64
 }
+
+// historySample is how many jobs' histories the throughput phase reads.
+const historySample = 50
 
 // throughputPhase runs each strategy alone with jobs that finish at once
 // and no rate limit: how fast it moves jobs, at what CPU and memory cost.
@@ -532,9 +540,37 @@ func (b *bench) throughputPhase(ctx context.Context) ([]loadRow, error) {
 		if err != nil {
 			return nil, err
 		}
+		if strategy != stratNaive {
+			if err := b.countEvents(ctx, &row, acct, min(c.ThroughputJobs, historySample)); err != nil {
+				return nil, err
+			}
+		}
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// countEvents reads the histories of the first n jobs of a Temporal
+// strategy and sets the row's events per job, in all and by kind.
+func (b *bench) countEvents(ctx context.Context, row *loadRow, acct string, n int) error {
+	row.EventKinds = map[string]float64{}
+	total := 0
+	for i := range n {
+		id := "bench-" + ref(acct, i)
+		if row.Strategy == stratOurs {
+			id = workflows.WorkflowID(ref(acct, i))
+		}
+		kinds, err := historyEventKinds(ctx, b.plain, id)
+		if err != nil {
+			return err
+		}
+		for k, v := range kinds {
+			row.EventKinds[k] += float64(v) / float64(n)
+			total += v
+		}
+	}
+	row.Events = float64(total) / float64(n)
+	return nil
 }
 
 // inFlightPhase starts InFlightJobs per strategy that stay queued at the
