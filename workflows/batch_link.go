@@ -122,7 +122,7 @@ func (j *job) awaitAccountDecision(ctx workflow.Context, reason string, status i
 	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventBlocked, Held: held, Reason: reason, HTTPStatus: status, Message: msg})
 	var d AccountDecision
 	ch := workflow.GetSignalChannel(ctx, SignalAccountDecision)
-	if workflow.GetVersion(ctx, versionBlockedWatchesBatch, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if j.version(ctx, versionBlockedWatchesBatch) == workflow.DefaultVersion {
 		ch.Receive(ctx, &d)
 	} else {
 		every := j.blockedCheckEvery()
@@ -212,7 +212,7 @@ func (j *job) ended(ctx workflow.Context, ref string, err error) {
 		}
 		return
 	}
-	if workflow.GetVersion(ctx, versionJobEndTold, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if j.version(ctx, versionJobEndTold) == workflow.DefaultVersion {
 		return
 	}
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
@@ -230,7 +230,7 @@ func (j *job) ended(ctx workflow.Context, ref string, err error) {
 
 // tellRetrying tells the batch a human's retry made the job pending again.
 func (j *job) tellRetrying(ctx workflow.Context) {
-	if j.batchWorkflowID == "" || workflow.GetVersion(ctx, versionJobEndTold, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if j.batchWorkflowID == "" || j.version(ctx, versionJobEndTold) == workflow.DefaultVersion {
 		return
 	}
 	j.tellBatch(ctx, BatchJobEvent{ReferenceID: j.state.ReferenceID, Event: EventRetrying})

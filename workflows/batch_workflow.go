@@ -37,7 +37,7 @@ func (w *Workflows) Batch(ctx workflow.Context, in BatchInput) (BatchResult, err
 	if err := ValidateBatchInput(in); err != nil {
 		return BatchResult{}, temporal.NewNonRetryableApplicationError("invalid batch: "+err.Error(), ReasonInvalidInput, nil)
 	}
-	in.legacy = legacyShape(ctx, in.legacy)
+	in.legacy = legacyShape(workflow.GetVersion(ctx, versionWireContract, workflow.DefaultVersion, 1), in.legacy)
 	if workflow.GetVersion(ctx, versionBatchLoop, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return w.batchV1(ctx, in)
 	}

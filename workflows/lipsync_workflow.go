@@ -39,8 +39,10 @@ type EscalationDetails struct {
 // new every MaxPollsPerRun checks so its history stays bounded however long
 // the job runs.
 func (w *Workflows) LipSync(ctx workflow.Context, in LipSyncInput) (LipSyncResult, error) {
-	in.legacy = legacyShape(ctx, in.legacy)
-	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, legacy: in.legacy}
+	j := &job{in: in, workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	j.epoch = workflow.GetVersion(ctx, versionJobEpoch, workflow.DefaultVersion, 1)
+	in.legacy = legacyShape(j.version(ctx, versionWireContract), in.legacy)
+	j.in.legacy, j.legacy = in.legacy, in.legacy
 	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && in.BatchID != "" {
 		j.batchWorkflowID = parent.ID
 	}
@@ -64,8 +66,8 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 			EscalationDetails{Reason: ReasonInvalidInput, Message: msg})
 	}
 	// Runs recorded before issue 13's fixes replay as they ran.
-	j.v = workflow.GetVersion(ctx, versionExactness, workflow.DefaultVersion, 1)
-	j.v2 = workflow.GetVersion(ctx, versionHeldNotLate, workflow.DefaultVersion, 1)
+	j.v = j.version(ctx, versionExactness)
+	j.v2 = j.version(ctx, versionHeldNotLate)
 	if in.Resume != nil {
 		j.state = *in.Resume
 		j.state.Runs++
@@ -142,6 +144,27 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 				ReasonAbandoned, nil, esc.details)
 		}
 	}
+}
+
+// versionJobEpoch marks runs begun on a worker that knows every change
+// the job's workflow had when it was introduced (wire-contract,
+// job-exactness, job-held-not-late, search-attributes, learned-poll-plan,
+// blocked-watches-batch, job-end-told): such a run records this one
+// version marker instead of one per change. Each version marker costs two
+// history events (the marker and the SDK's TemporalChangeVersion
+// search-attribute upsert) and a visibility write. Runs recorded before it
+// ask for each change as they did. A change made after it adds its own
+// GetVersion as usual.
+const versionJobEpoch = "job-epoch-1"
+
+// version is the run's version of one of the changes versionJobEpoch
+// stands for: the latest in a run of the epoch, else as the run recorded
+// it.
+func (j *job) version(ctx workflow.Context, changeID string) workflow.Version {
+	if j.epoch >= 1 {
+		return 1
+	}
+	return workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1)
 }
 
 // versionExactness marks runs with issue 13's fixes: a submission looks
@@ -375,6 +398,8 @@ type job struct {
 	abortNote string
 	// legacy: the run answers in the shape before the wire contract.
 	legacy bool
+	// epoch is the run's versionJobEpoch.
+	epoch workflow.Version
 }
 
 func (j *job) status() JobStatus {
@@ -554,7 +579,7 @@ const versionLearnedPolls = "learned-poll-plan"
 func (j *job) poll(ctx workflow.Context) (LipSyncResult, error) {
 	s := j.state.Settings
 	deadline := j.state.StartedAt.Add(s.Deadline)
-	if workflow.GetVersion(ctx, versionLearnedPolls, workflow.DefaultVersion, 1) >= 1 {
+	if j.version(ctx, versionLearnedPolls) >= 1 {
 		j.plan(ctx)
 	}
 	for polls := 0; ; polls++ {

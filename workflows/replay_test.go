@@ -26,7 +26,9 @@ import (
 // v3-* files before the wire contract (version "wire-contract": their
 // payloads in Go's field names, which TestRecordedHistoriesDecode reads
 // too) and before held time stopped counting against the deadline
-// (version "job-held-not-late"). The current set was started in the
+// (version "job-held-not-late"); the v4-* files before the job epoch
+// (version "job-epoch-1": one version marker for the changes above, where
+// the v4-* runs record one per change). The current set was started in the
 // contract's shape. Record
 // the current code's histories after an intended, versioned change (keep the
 // older ones):

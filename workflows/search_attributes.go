@@ -54,7 +54,7 @@ const versionSearchAttributes = "search-attributes"
 // publish keeps the search attributes and the current-details text in step
 // with the job, upserting only what changed.
 func (j *job) publish(ctx workflow.Context) {
-	if workflow.GetVersion(ctx, versionSearchAttributes, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if j.version(ctx, versionSearchAttributes) == workflow.DefaultVersion {
 		return
 	}
 	var updates []temporal.SearchAttributeUpdate

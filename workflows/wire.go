@@ -46,10 +46,9 @@ const versionWireContract = "wire-contract"
 
 // legacyShape says whether a run answers in the shape before the contract:
 // when its input was spelled that way (its caller expects that shape), or
-// when the run was recorded before the contract. Call it once, before
-// anything else the run records.
-func legacyShape(ctx workflow.Context, legacyInput bool) bool {
-	v := workflow.GetVersion(ctx, versionWireContract, workflow.DefaultVersion, 1)
+// when the run was recorded before the contract (v, its version of
+// versionWireContract, asked for before anything else the run records).
+func legacyShape(v workflow.Version, legacyInput bool) bool {
 	return legacyInput || v == workflow.DefaultVersion
 }
 
