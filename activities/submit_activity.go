@@ -212,13 +212,20 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 		}
 		// Should this attempt die with its request in flight, the next one
 		// looks for the job (it starts after StartToClose, by when the
-		// request has landed or never will). This is left before the send
-		// slot is reserved: the first heartbeat waits for Temporal, and
-		// nothing may stand between the reservation and the send.
+		// request has landed or never will). A first attempt that dies
+		// leaves no progress, and the next attempt assumes the worst
+		// anyway (see above): only a later attempt, whose budget and
+		// pacing must survive it, leaves its progress here, a round trip
+		// to Temporal and a write of the activity's state spared on every
+		// first submission. It is left before the send slot is reserved:
+		// the first heartbeat waits for Temporal, and nothing may stand
+		// between the reservation and the send.
 		before := p
 		p.Look, p.LookAfter = true, time.Now().Add(a.sendWaitMax(ctx)+2*a.SubmitSettle)
 		p.Next = fmt.Sprintf("attempt %d is sending its request (from %s)", attempt, time.Now().UTC().Format(time.RFC3339))
-		leave(ctx, p)
+		if known || attempt > 1 {
+			leave(ctx, p)
+		}
 		if err := a.awaitSendSlot(ctx); err != nil {
 			if ctx.Err() != nil {
 				return SubmitResult{}, err

@@ -47,6 +47,9 @@ type benchConfig struct {
 	// of ours waiting on timers; WarmupJobs completed before the polling
 	// phase, for our worker to learn from.
 	ThroughputJobs, InFlightJobs, WarmupJobs int
+	// ThroughputRounds is how many times the throughput phase runs each
+	// strategy, taking turns.
+	ThroughputRounds int
 	// MaxDuration caps a job's queue wait plus processing (vendor time).
 	MaxDuration time.Duration
 	// ClusterFastPG turns off the durability of the cluster's PostgreSQL
@@ -64,7 +67,7 @@ func fullConfig() benchConfig {
 		Intervals:      []time.Duration{5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute},
 		RetryIntervals: []time.Duration{10 * time.Second, time.Minute},
 		Targets:        []time.Duration{4 * time.Second, 8 * time.Second, 25 * time.Second, 50 * time.Second},
-		ThroughputJobs: 300, InFlightJobs: 1000, WarmupJobs: 60, MaxDuration: 20 * time.Minute,
+		ThroughputJobs: 300, ThroughputRounds: 3, InFlightJobs: 1000, WarmupJobs: 60, MaxDuration: 20 * time.Minute,
 	}
 }
 
@@ -72,6 +75,7 @@ func quickConfig() benchConfig {
 	c := fullConfig()
 	c.RateLimit, c.RateJobs, c.LatencyJobs, c.Arrivals = 120, 180, 20, 20*time.Second
 	c.ThroughputJobs, c.InFlightJobs, c.WarmupJobs, c.MaxDuration = 100, 200, 30, 4*time.Minute
+	c.ThroughputRounds = 1
 	return c
 }
 
@@ -126,6 +130,9 @@ type bench struct {
 	// loadStrategies are the strategies of the throughput and memory
 	// phases.
 	loadStrategies []string
+	// profileDir, when set, receives this worker's profiles from the
+	// throughput and memory phases (--profile).
+	profileDir string
 }
 
 func newBench(ctx context.Context, cfg benchConfig, log *slog.Logger, backend string) (*bench, error) {

@@ -236,19 +236,59 @@ func (r *report) throughputSection(p func(string, ...any)) {
 	c := r.cfg
 	p("## 5. Orchestration throughput and overhead")
 	p("")
-	p("Each strategy alone, %d jobs started at once, an emulator that finishes every job at once and no rate limit; CPU and peak memory are the strategy's own process (for ours the worker; the Temporal server and PostgreSQL are not counted).", c.ThroughputJobs)
+	p("Each strategy alone, %d jobs started at once, an emulator that finishes every job at once and no rate limit; CPU and peak memory are the strategy's own process (for ours the worker; the Temporal server and PostgreSQL are not counted). The strategies took turns, %d rounds each; a row is the strategy's median round (jobs/s and CPU each the median, peak memory the highest, events from the first round).", c.ThroughputJobs, max(c.ThroughputRounds, 1))
 	p("")
-	p("| strategy | jobs | wall | jobs/s | CPU s per 1,000 jobs | peak RSS | history events / job |")
-	p("| --- | --- | --- | --- | --- | --- | --- |")
+	p("| strategy | jobs | wall | jobs/s | jobs/s of each round | CPU s per 1,000 jobs | peak RSS | history events / job |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, x := range r.throughput {
 		events := "—"
 		if x.Events > 0 {
 			events = fmt.Sprintf("%.1f", x.Events)
 		}
-		p("| %s | %d | %s | %.1f | %.1f | %s | %s |", x.Strategy, x.Jobs, secs(x.Wall), x.PerSecond, x.CPU.Seconds()*1000/float64(x.Jobs), mib(x.PeakRSS), events)
+		var each []string
+		for _, v := range x.Rounds {
+			each = append(each, fmt.Sprintf("%.1f", v))
+		}
+		p("| %s | %d | %s | %.1f | %s | %.1f | %s | %s |", x.Strategy, x.Jobs, secs(x.Wall), x.PerSecond, strings.Join(each, ", "), x.CPU.Seconds()*1000/float64(x.Jobs), mib(x.PeakRSS), events)
 	}
 	p("")
+	r.throughputRatios(p)
 	r.eventKindsTable(p)
+}
+
+// throughputRatios prints this worker's figures as ratios to the timer
+// sample's, against issue 16's goals.
+func (r *report) throughputRatios(p func(string, ...any)) {
+	var ours, timer *loadRow
+	for i := range r.throughput {
+		switch r.throughput[i].Strategy {
+		case stratOurs:
+			ours = &r.throughput[i]
+		case stratTimer:
+			timer = &r.throughput[i]
+		}
+	}
+	if ours == nil || timer == nil || timer.PerSecond == 0 || timer.CPU == 0 {
+		return
+	}
+	perJob := func(x *loadRow) float64 { return x.CPU.Seconds() / float64(x.Jobs) }
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "not met"
+	}
+	rate, cpu := ours.PerSecond/timer.PerSecond, perJob(ours)/perJob(timer)
+	p("This worker against the timer sample (goal in brackets):")
+	p("")
+	p("| measure | ratio | goal |")
+	p("| --- | --- | --- |")
+	p("| jobs per second | %.2f | at least 0.90: %s |", rate, verdict(rate >= 0.9))
+	p("| worker CPU per job | %.2f | at most 1.20: %s |", cpu, verdict(cpu <= 1.2))
+	if ours.Events > 0 && timer.Events > 0 {
+		p("| history events per job (jobs that finish at once) | %.2f | — (see the polling phase for events at the same latency) |", ours.Events/timer.Events)
+	}
+	p("")
 }
 
 // eventKindsTable writes the throughput phase's history events per job by

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	inflight := fs.Int("inflight", 0, "jobs in flight in the memory phase (0 = 1,000; 200 with --quick)")
 	which := fs.String("strategies", "naive,timer,retry,ours", "the strategies of the rate and throughput phases")
 	only := fs.String("phases", "rate,polling,throughput,memory,backends", "the phases to run, comma separated (a partial run writes no files)")
+	profile := fs.String("profile", "", "write this worker's CPU profile (the first 10 s of the throughput phase), its allocations and its heap at the end of the throughput and memory phases to this directory")
 	fastPG := fs.Bool("cluster-fast-pg", false, "turn off the durability of the cluster's PostgreSQL in the backends phase (an experiment: where does the cluster's time go?)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -56,6 +59,7 @@ func benchMain(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	b.profileDir = *profile
 	failed := true
 	defer func() { b.close(failed) }()
 	for _, name := range strings.Split(*which, ",") {
@@ -517,6 +521,8 @@ type loadRow struct {
 	// historySample jobs).
 	Events     float64
 	EventKinds map[string]float64
+	// Rounds are the jobs/s of each round (throughput phase).
+	Rounds []float64
 }
 
 // historySample is how many jobs' histories the throughput phase reads.
@@ -524,30 +530,63 @@ const historySample = 50
 
 // throughputPhase runs each strategy alone with jobs that finish at once
 // and no rate limit: how fast it moves jobs, at what CPU and memory cost.
+// The strategies take turns for ThroughputRounds rounds (on a machine
+// shared with other work one run of each swings by half) and each row
+// holds its strategy's median round: jobs/s and CPU are the medians of
+// their own, peak memory the highest, events the first round's.
 func (b *bench) throughputPhase(ctx context.Context) ([]loadRow, error) {
 	c := b.cfg
-	var rows []loadRow
-	for _, strategy := range b.loadStrategies {
-		acct := "tp-" + shortName(strategy)
-		emu, err := b.emulatorFor([]string{acct}, -1, nil, time.Nanosecond, time.Nanosecond)
-		if err != nil {
-			return nil, err
-		}
-		row, err := b.runLoad(ctx, strategy, acct, emu, c.ThroughputJobs, c.scaled(10*time.Second), func() bool {
-			return detected(emu, acct) >= c.ThroughputJobs
-		})
-		emu.close()
-		if err != nil {
-			return nil, err
-		}
-		if strategy != stratNaive {
-			if err := b.countEvents(ctx, &row, acct, min(c.ThroughputJobs, historySample)); err != nil {
+	rounds := map[string][]loadRow{}
+	for round := range max(c.ThroughputRounds, 1) {
+		for _, strategy := range b.loadStrategies {
+			acct := fmt.Sprintf("tp%d-%s", round+1, shortName(strategy))
+			emu, err := b.emulatorFor([]string{acct}, -1, nil, time.Nanosecond, time.Nanosecond)
+			if err != nil {
 				return nil, err
 			}
+			row, err := b.runLoad(ctx, strategy, acct, emu, c.ThroughputJobs, c.scaled(10*time.Second), func() bool {
+				return detected(emu, acct) >= c.ThroughputJobs
+			})
+			emu.close()
+			if err != nil {
+				return nil, err
+			}
+			if strategy != stratNaive && round == 0 {
+				if err := b.countEvents(ctx, &row, acct, min(c.ThroughputJobs, historySample)); err != nil {
+					return nil, err
+				}
+			}
+			b.log.Info("throughput round", "round", round+1, "strategy", strategy,
+				"jobs_per_second", fmt.Sprintf("%.1f", row.PerSecond), "cpu_per_1000", fmt.Sprintf("%.1f", row.CPU.Seconds()*1000/float64(row.Jobs)))
+			rounds[strategy] = append(rounds[strategy], row)
 		}
-		rows = append(rows, row)
+	}
+	var rows []loadRow
+	for _, strategy := range b.loadStrategies {
+		rows = append(rows, medianRow(rounds[strategy]))
 	}
 	return rows, nil
+}
+
+// medianRow folds one strategy's rounds into one row: the median jobs/s
+// (with its wall), the median CPU, the highest peak memory, the first
+// round's events, and every round's jobs/s.
+func medianRow(rs []loadRow) loadRow {
+	row := rs[0]
+	byRate := slices.Clone(rs)
+	slices.SortFunc(byRate, func(x, y loadRow) int { return cmp.Compare(x.PerSecond, y.PerSecond) })
+	mid := byRate[len(byRate)/2]
+	row.Wall, row.PerSecond = mid.Wall, mid.PerSecond
+	cpus := make([]time.Duration, 0, len(rs))
+	row.Rounds = nil
+	for _, r := range rs {
+		cpus = append(cpus, r.CPU)
+		row.PeakRSS = max(row.PeakRSS, r.PeakRSS)
+		row.Rounds = append(row.Rounds, r.PerSecond)
+	}
+	slices.Sort(cpus)
+	row.CPU = cpus[len(cpus)/2]
+	return row
 }
 
 // countEvents reads the histories of the first n jobs of a Temporal
@@ -603,11 +642,19 @@ func (b *bench) runLoad(ctx context.Context, strategy, acct string, emu *emulato
 	var p *proc
 	var queue string
 	var err error
+	var prof *profiler
 	switch strategy {
 	case stratOurs:
-		p, queue, err = b.oursWorker(ctx, acct, emu.url, "POLL_INITIAL_INTERVAL="+interval.String(),
-			"POLL_MAX_INTERVAL="+max(interval, b.cfg.scaled(time.Minute)).String(), "POLL_TARGET_LATENCY=0",
-			"CHAMELAION_RATE_LIMIT_PER_MINUTE=6000000", "CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE=6000000")
+		env := []string{"POLL_INITIAL_INTERVAL=" + interval.String(),
+			"POLL_MAX_INTERVAL=" + max(interval, b.cfg.scaled(time.Minute)).String(), "POLL_TARGET_LATENCY=0",
+			"CHAMELAION_RATE_LIMIT_PER_MINUTE=6000000", "CHAMELAION_STATUS_RATE_LIMIT_PER_MINUTE=6000000"}
+		if b.profileDir != "" {
+			if prof, err = newProfiler(b.profileDir, acct); err != nil {
+				return row, err
+			}
+			env = append(env, "PROFILE_ADDR="+prof.addr)
+		}
+		p, queue, err = b.oursWorker(ctx, acct, emu.url, env...)
 	case stratTimer, stratRetry:
 		p, queue, err = b.strategyWorker(ctx, acct, emu.url)
 	}
@@ -626,6 +673,7 @@ func (b *bench) runLoad(ctx context.Context, strategy, acct string, emu *emulato
 		if before, err = p.usage(); err != nil {
 			return row, err
 		}
+		prof.startCPU(ctx, 10*time.Second)
 		err = startAll(ctx, n, 0, func(i int) error {
 			switch strategy {
 			case stratOurs:
@@ -650,6 +698,10 @@ func (b *bench) runLoad(ctx context.Context, strategy, acct string, emu *emulato
 	row.PerSecond = float64(n) / row.Wall.Seconds()
 	// Let the last timers be set before measuring memory.
 	sleepUntil(ctx, time.Now().Add(3*time.Second))
+	if err := prof.finish(ctx); err != nil {
+		p.stop()
+		return row, err
+	}
 	after, err := p.usage()
 	if err != nil && strategy == stratNaive {
 		// The loop finished every job and exited: it reported its own use.

@@ -57,6 +57,11 @@ type Worker struct {
 	// MetricsAddr is where the worker serves /metrics (Prometheus) and
 	// /healthz; "off" disables them. Defaults to 127.0.0.1:9090.
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9090"`
+	// ProfileAddr is where the worker serves Go's profiles
+	// (/debug/pprof/: CPU, heap, allocations, goroutines); "off", the
+	// default, serves none. A profile carries code paths and sizes, no
+	// secret, but it costs CPU while taken: keep it off the network.
+	ProfileAddr string `envconfig:"PROFILE_ADDR" default:"off"`
 	// ShutdownTimeout bounds a graceful stop: in-flight activities get this
 	// long to finish before they are left to Temporal's retries.
 	// Defaults to 30s.
@@ -71,10 +76,13 @@ type Worker struct {
 	MediaMaxBytes int64 `envconfig:"MEDIA_MAX_BYTES" default:"1073741824"`
 	// WorkflowCacheSize is how many workflows the worker keeps in memory
 	// (Temporal's sticky cache); a workflow evicted from it is replayed
-	// from its history when it next runs. About 53 KB each with a job
-	// waiting on a timer (docs/benchmarks-memory.md). Defaults to 10000,
-	// Temporal's own default.
-	WorkflowCacheSize int `envconfig:"WORKFLOW_CACHE_SIZE" default:"10000"`
+	// from its history when it next runs. About 50 KiB each with a job
+	// waiting on a timer (docs/benchmarks-memory.md). Defaults to 2000
+	// (Temporal's own default is 10000), which keeps the worker within
+	// 256 MiB however many jobs are in flight; a job's workflow is
+	// replayed from its short history (a run keeps it bounded) only when
+	// more jobs wait than the cache holds.
+	WorkflowCacheSize int `envconfig:"WORKFLOW_CACHE_SIZE" default:"2000"`
 }
 
 // API configures the Chamelaion API client.
@@ -159,6 +167,13 @@ type Temporal struct {
 	TLSServerName string `envconfig:"TEMPORAL_TLS_SERVER_NAME"`
 	// APIKey authenticates to Temporal Cloud with an API key. A secret.
 	APIKey string `envconfig:"TEMPORAL_API_KEY"`
+	// GRPCCompression is how requests to Temporal are compressed: "none"
+	// (the default) or "gzip" (the SDK's default). The worker's payloads
+	// are encrypted, which no compressor shrinks: gzip spent about 15% of
+	// the worker's CPU under load for next to nothing
+	// (docs/efficiency.md). Choose gzip for a frontend far away over a
+	// metered link.
+	GRPCCompression string `envconfig:"TEMPORAL_GRPC_COMPRESSION" default:"none"`
 }
 
 // Jobs holds the defaults of every job's schedule. A job may override the
@@ -325,6 +340,8 @@ func (c Config) validateCommon() error {
 		{"MAX_POLLS_PER_RUN", c.Jobs.MaxPollsPerRun >= 10, "must be at least 10"},
 		{"ESCALATION_DECISION_WAIT", c.Jobs.DecisionWait >= 0, "must not be negative"},
 		{"METRICS_ADDR", c.Worker.MetricsAddr == "off" || validHostPort(c.Worker.MetricsAddr), "must be host:port (such as 0.0.0.0:9090) or off"},
+		{"TEMPORAL_GRPC_COMPRESSION", c.Temporal.GRPCCompression == "none" || c.Temporal.GRPCCompression == "gzip", "must be none or gzip"},
+		{"PROFILE_ADDR", c.Worker.ProfileAddr == "off" || validHostPort(c.Worker.ProfileAddr), "must be host:port (such as 127.0.0.1:6060) or off"},
 		{"NOTIFY_TIMEOUT", c.Notify.Timeout > 0, "must be a positive duration such as 10s"},
 		{"WORKER_SHUTDOWN_TIMEOUT", c.Worker.ShutdownTimeout > 0, "must be a positive duration such as 30s"},
 	}

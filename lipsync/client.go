@@ -83,7 +83,7 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidJob, err)
 	}
 	id := workflows.WorkflowID(job.ReferenceID)
-	run, err := c.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                c.taskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -91,7 +91,19 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// What the Web UI shows of the job at a glance (never a URL).
 		StaticSummary: fmt.Sprintf("lip-sync job `%s`", job.ReferenceID),
-	}, workflows.WorkflowName, job)
+		// The job's search attributes from its first moment: the workflow
+		// need not upsert them (an event and a visibility write saved).
+		TypedSearchAttributes: workflows.StartAttributes(job.ReferenceID, time.Now()),
+	}
+	run, err := c.temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, job)
+	var invalid *serviceerror.InvalidArgument
+	if errors.As(err, &invalid) && strings.Contains(invalid.Error(), "search attribute") {
+		// The namespace does not know the attributes yet (no worker of
+		// this release has started against it): the workflow sets them
+		// itself once a worker, which registers them, runs it.
+		opts.TypedSearchAttributes = temporal.SearchAttributes{}
+		run, err = c.temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, job)
+	}
 	if err == nil {
 		return &Run{WorkflowID: id, ReferenceID: job.ReferenceID, run: run, client: c}, nil
 	}

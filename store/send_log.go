@@ -21,36 +21,39 @@ func (s *Store) ReserveSend(ctx context.Context, account string, limit int, wind
 	if account == "" {
 		account = DefaultAccount
 	}
-	var wait time.Duration
-	// Read committed, whatever the session's default: each statement
-	// must see what was committed before the advisory lock was granted.
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		// One reservation of the account at a time: the count and the
-		// insert must see the same log.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('lipsync.api_sends.' || $1, 0))`, account); err != nil {
-			return err
-		}
-		secs := window.Seconds()
-		if _, err := tx.Exec(ctx, `DELETE FROM api_sends WHERE account = $1 AND sent_at <= clock_timestamp() - make_interval(secs => $2)`, account, secs); err != nil {
-			return err
-		}
-		var n int
-		var oldest *time.Time
-		var now time.Time
-		if err := tx.QueryRow(ctx, `SELECT count(*), min(sent_at), clock_timestamp() FROM api_sends WHERE account = $1`, account).Scan(&n, &oldest, &now); err != nil {
-			return err
-		}
-		if n >= limit && oldest != nil {
-			// The oldest leaves the window at oldest+window; a little
-			// later, so that the next reservation finds it gone.
-			wait = max(oldest.Add(window).Sub(now), 0) + time.Millisecond
-			return nil
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO api_sends (account, sent_at) VALUES ($1, clock_timestamp())`, account)
-		return err
+	// One round trip: the statements are sent together and run in order
+	// in one transaction, read committed whatever the session's default.
+	// The advisory lock makes reservations of the account one at a time;
+	// the statement after it takes its snapshot once the lock is granted,
+	// so it sees every reservation committed before, counts the window and
+	// inserts only below the limit.
+	secs := window.Seconds()
+	batch := &pgx.Batch{}
+	batch.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	batch.Queue(`SELECT pg_advisory_xact_lock(hashtextextended('lipsync.api_sends.' || $1, 0))`, account)
+	var n int
+	var oldest *time.Time
+	var now time.Time
+	var reserved bool
+	batch.Queue(`WITH gone AS (
+		DELETE FROM api_sends WHERE account = $1 AND sent_at <= clock_timestamp() - make_interval(secs => $2)
+	), cur AS (
+		SELECT count(*) AS n, min(sent_at) AS oldest FROM api_sends
+		WHERE account = $1 AND sent_at > clock_timestamp() - make_interval(secs => $2)
+	), ins AS (
+		INSERT INTO api_sends (account, sent_at) SELECT $1, clock_timestamp() FROM cur WHERE cur.n < $3 RETURNING 1
+	)
+	SELECT cur.n, cur.oldest, clock_timestamp(), EXISTS (SELECT 1 FROM ins) FROM cur`, account, secs, limit).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&n, &oldest, &now, &reserved)
 	})
-	if err != nil {
+	batch.Queue(`COMMIT`)
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, fmt.Errorf("store: reserve a send of account %s: %w", account, err)
 	}
-	return wait, nil
+	if reserved || oldest == nil {
+		return 0, nil
+	}
+	// The oldest leaves the window at oldest+window; a little later, so
+	// that the next reservation finds it gone.
+	return max(oldest.Add(window).Sub(now), 0) + time.Millisecond, nil
 }

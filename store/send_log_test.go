@@ -57,3 +57,26 @@ func TestReserveSendKeepsEveryWindowWithinTheLimit(t *testing.T) {
 	_, err = st.ReserveSend(ctx, "acct", 0, window)
 	require.Error(t, err)
 }
+
+// TestACancelledReservationLeavesNothingHeld: reservations whose context
+// ends mid-way (the batch sent, its answer not read) leave no lock or
+// open transaction behind: the next reservation gets its slot at once,
+// and the failed ones reserved nothing the window counts twice.
+func TestACancelledReservationLeavesNothingHeld(t *testing.T) {
+	st := open(t)
+	for i := range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%5)*100*time.Microsecond)
+		_, _ = st.ReserveSend(ctx, "cancelled", 1000, time.Minute)
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	wait, err := st.ReserveSend(ctx, "cancelled", 1000, time.Minute)
+	require.NoError(t, err)
+	require.Zero(t, wait)
+	// A budget of one per minute: whatever the cancelled ones reserved,
+	// a second reservation now must wait.
+	wait, err = st.ReserveSend(ctx, "cancelled", 1, time.Minute)
+	require.NoError(t, err)
+	require.Positive(t, wait)
+}

@@ -138,6 +138,13 @@ func runWorker(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 		}
 		defer stop()
 	}
+	if cfg.Worker.ProfileAddr != "off" {
+		stop, err := serveProfiles(cfg.Worker.ProfileAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := ensureSearchAttributes(ctx, tc, cfg.Temporal.Namespace, logger); err != nil {
 		return err
 	}

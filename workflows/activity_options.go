@@ -26,6 +26,22 @@ func storeActivityOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// storeLocalOptions are the options of a database write run as a local
+// activity (a run of the job epoch records its job that way): retried as
+// the store activities are, for as long as the database is away.
+func storeLocalOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+		},
+		Summary: summary,
+	})
+}
+
 // notifyActivityOptions are the options of NotifyHuman: retried, bounded,
 // never blocking the workflow for long.
 func notifyActivityOptions(ctx workflow.Context, notifyTimeout time.Duration) workflow.Context {

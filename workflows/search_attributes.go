@@ -57,6 +57,9 @@ func (j *job) publish(ctx workflow.Context) {
 	if j.version(ctx, versionSearchAttributes) == workflow.DefaultVersion {
 		return
 	}
+	if !j.published && j.epoch >= 1 {
+		j.adoptStartAttributes(ctx)
+	}
 	var updates []temporal.SearchAttributeUpdate
 	if !j.published {
 		updates = append(updates, AttrReferenceID.ValueSet(j.state.ReferenceID))
@@ -87,6 +90,39 @@ func (j *job) publish(ctx workflow.Context) {
 	}
 	j.published, j.publishedStatus, j.publishedRequest, j.publishedEscalated = true, j.state.Status, j.state.RequestID, j.escalated
 	workflow.SetCurrentDetails(ctx, j.details(workflow.Now(ctx)))
+}
+
+// adoptStartAttributes takes the search attributes the run started with
+// as published when they name this job: a client that set them at the
+// start (lipsync.Client does), or the run this one continues, saves the
+// run's first upsert, an event and a visibility write. Anything else is
+// upserted as before.
+func (j *job) adoptStartAttributes(ctx workflow.Context) {
+	sa := workflow.GetTypedSearchAttributes(ctx)
+	ref, ok := sa.GetKeyword(AttrReferenceID)
+	if !ok || ref != j.state.ReferenceID {
+		return
+	}
+	if batch, _ := sa.GetKeyword(AttrBatchID); batch != j.in.BatchID {
+		return
+	}
+	status, ok := sa.GetKeyword(AttrStatus)
+	if _, since := sa.GetTime(AttrStatusSince); !ok || !since {
+		status = ""
+	}
+	j.published, j.publishedStatus = true, status
+	j.publishedRequest, _ = sa.GetKeyword(AttrRequestID)
+}
+
+// StartAttributes are the search attributes a client sets when it starts
+// a job's workflow (referenceID, status pending since now): the workflow
+// then need not upsert them itself.
+func StartAttributes(referenceID string, now time.Time) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		AttrReferenceID.ValueSet(referenceID),
+		AttrStatus.ValueSet("pending"),
+		AttrStatusSince.ValueSet(now.UTC()),
+	)
 }
 
 // details is the Web UI's current-details text.

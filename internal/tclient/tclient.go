@@ -26,6 +26,9 @@ func Options(cfg config.Config, logger *slog.Logger, metrics client.MetricsHandl
 		MetricsHandler: metrics,
 	}
 	t := cfg.Temporal
+	if t.GRPCCompression == "none" {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
 	if t.TLS || t.TLSCertFile != "" || t.TLSCAFile != "" || t.APIKey != "" {
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
 		if t.TLSCertFile != "" {
