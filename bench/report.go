@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -230,6 +231,59 @@ func (r *report) pollingSection(p func(string, ...any)) {
 		p("- %s", line)
 	}
 	p("")
+	r.eventsAtSameLatency(p)
+}
+
+// eventsAtSameLatency compares, setting by setting, this worker's history
+// events per job with the timer sample's at the same p95 detection
+// latency: the timer sample's events at that latency are read off the
+// line through its two settings around it (its events fall as its
+// interval, and so its latency, grows). Outside the sample's range the
+// nearest setting's events are taken: below its fastest that favours the
+// sample, above its slowest this worker (the report shows both p95s).
+func (r *report) eventsAtSameLatency(p func(string, ...any)) {
+	var timer []pollRow
+	for _, x := range r.polling {
+		if x.Strategy == stratTimer && x.Events > 0 {
+			timer = append(timer, x)
+		}
+	}
+	slices.SortFunc(timer, func(a, b pollRow) int { return cmp.Compare(a.P95, b.P95) })
+	if len(timer) < 2 {
+		return
+	}
+	p("History events per job against the timer sample's at the same p95 detection latency (issue 16's goal: no more):")
+	p("")
+	p("| this worker's setting | p95 latency | events / job | timer sample's events at that p95 | ratio | goal |")
+	p("| --- | --- | --- | --- | --- | --- |")
+	for _, x := range r.polling {
+		if x.Strategy != stratOurs {
+			continue
+		}
+		at := timerEventsAt(timer, x.P95)
+		verdict := "met"
+		if x.Events > at {
+			verdict = "not met"
+		}
+		p("| P=%s | %s | %.0f | %.0f | %.2f | %s |", x.Setting, secs(x.P95), x.Events, at, x.Events/at, verdict)
+	}
+	p("")
+}
+
+// timerEventsAt interpolates the timer sample's events per job at a p95
+// latency, from its rows sorted by p95 (clamped at both ends).
+func timerEventsAt(rows []pollRow, p95 time.Duration) float64 {
+	if p95 <= rows[0].P95 {
+		return rows[0].Events
+	}
+	for i := 1; i < len(rows); i++ {
+		lo, hi := rows[i-1], rows[i]
+		if p95 <= hi.P95 {
+			f := float64(p95-lo.P95) / float64(hi.P95-lo.P95)
+			return lo.Events + f*(hi.Events-lo.Events)
+		}
+	}
+	return rows[len(rows)-1].Events
 }
 
 func (r *report) throughputSection(p func(string, ...any)) {

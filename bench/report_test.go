@@ -107,3 +107,18 @@ func TestEventKindsGroupAnEventsType(t *testing.T) {
 		}
 	}
 }
+
+// TestTimerEventsAreInterpolatedAtALatency: between two settings the
+// timer sample's events lie on the line through them; outside, the
+// nearest setting's.
+func TestTimerEventsAreInterpolatedAtALatency(t *testing.T) {
+	rows := []pollRow{{P95: 10 * time.Second, Events: 200}, {P95: 30 * time.Second, Events: 100}, {P95: 60 * time.Second, Events: 50}}
+	for _, c := range []struct {
+		p95  time.Duration
+		want float64
+	}{{5 * time.Second, 200}, {10 * time.Second, 200}, {20 * time.Second, 150}, {45 * time.Second, 75}, {90 * time.Second, 50}} {
+		if got := timerEventsAt(rows, c.p95); got != c.want {
+			t.Errorf("at %s: %.1f, want %.1f", c.p95, got, c.want)
+		}
+	}
+}

@@ -62,6 +62,13 @@ func (s Status) rank() int {
 	return -1
 }
 
+// rankSQL is rank in SQL, of the column status (kept beside rank: the
+// store's tests write every status through both).
+const rankSQL = `CASE status
+	WHEN 'pending' THEN 0 WHEN 'submitted' THEN 1 WHEN 'queued' THEN 2 WHEN 'processing' THEN 3
+	WHEN 'completed' THEN 4 WHEN 'failed' THEN 4 WHEN 'not_submitted' THEN 4
+	WHEN 'abandoned' THEN 5 WHEN 'cancelled' THEN 5 ELSE -1 END`
+
 // Terminal says whether the status ends an attempt.
 func (s Status) Terminal() bool { return s.rank() >= 4 }
 
@@ -346,62 +353,51 @@ func (s *Store) UpdateJob(ctx context.Context, u JobUpdate) (applied bool, err e
 	if u.Attempt < 1 {
 		u.Attempt = 1
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var curStatus Status
-		var curAttempt int
-		var exec *string
-		err := tx.QueryRow(ctx, `SELECT status, attempt, execution_id FROM lipsync_jobs WHERE workflow_id = $1 FOR UPDATE`, u.WorkflowID).
-			Scan(&curStatus, &curAttempt, &exec)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		changed := u.Attempt > curAttempt || curStatus != u.Status
-		switch {
-		case u.ExecutionID != "" && (exec == nil || *exec != u.ExecutionID):
-			return nil
-		case u.Attempt > curAttempt:
-		case u.Attempt < curAttempt:
-			return nil
-		case rank > curStatus.rank():
-		case rank == curStatus.rank() && curStatus == u.Status && !u.Status.Terminal():
-		default:
-			return nil
-		}
-		// $13: a new attempt, whose row keeps nothing of the earlier one.
-		_, err = tx.Exec(ctx, `
+	// One statement, one round trip: it locks the row, decides as the
+	// doc comment says (cur: the row and its status's rank; ok: the row
+	// if the update moves it forward), updates it and appends the event
+	// of a status change. $13 is the new status's rank; "new attempt"
+	// (the row keeps nothing of the earlier one) is $2 > ok.attempt.
+	var found bool
+	err = s.pool.QueryRow(ctx, `
+		WITH cur AS (
+			SELECT status, attempt, execution_id, `+rankSQL+` AS rank
+			FROM lipsync_jobs WHERE workflow_id = $1 FOR UPDATE
+		), ok AS (
+			SELECT * FROM cur
+			WHERE ($14 = '' OR cur.execution_id = $14)
+			  AND ($2 > cur.attempt
+			       OR ($2 = cur.attempt AND ($13 > cur.rank OR ($13 = cur.rank AND cur.status = $3 AND $13 < 4))))
+		), upd AS (
 			UPDATE lipsync_jobs SET
 				attempt       = $2,
 				status        = $3,
-				request_id    = CASE WHEN $13 THEN NULLIF($4, '') ELSE COALESCE(NULLIF($4, ''), request_id) END,
-				output_url    = CASE WHEN $13 THEN NULLIF($5, '') ELSE COALESCE(NULLIF($5, ''), output_url) END,
-				error_type    = CASE WHEN $13 THEN NULLIF($6, '') ELSE COALESCE(NULLIF($6, ''), error_type) END,
-				error_message = CASE WHEN $13 THEN NULLIF($7, '') ELSE COALESCE(NULLIF($7, ''), error_message) END,
-				http_status   = CASE WHEN $13 THEN NULLIF($8, 0) ELSE COALESCE(NULLIF($8, 0), http_status) END,
-				status_checks = CASE WHEN $13 THEN $9 ELSE GREATEST(status_checks, $9) END,
-				submitted_at  = CASE WHEN $13 THEN $10 ELSE COALESCE($10, submitted_at) END,
-				started_at    = CASE WHEN $13 THEN $11 ELSE COALESCE($11, started_at) END,
-				finished_at   = CASE WHEN $13 THEN $12 ELSE COALESCE($12, finished_at) END,
+				request_id    = CASE WHEN $2 > ok.attempt THEN NULLIF($4, '') ELSE COALESCE(NULLIF($4, ''), lipsync_jobs.request_id) END,
+				output_url    = CASE WHEN $2 > ok.attempt THEN NULLIF($5, '') ELSE COALESCE(NULLIF($5, ''), lipsync_jobs.output_url) END,
+				error_type    = CASE WHEN $2 > ok.attempt THEN NULLIF($6, '') ELSE COALESCE(NULLIF($6, ''), lipsync_jobs.error_type) END,
+				error_message = CASE WHEN $2 > ok.attempt THEN NULLIF($7, '') ELSE COALESCE(NULLIF($7, ''), lipsync_jobs.error_message) END,
+				http_status   = CASE WHEN $2 > ok.attempt THEN NULLIF($8, 0) ELSE COALESCE(NULLIF($8, 0), lipsync_jobs.http_status) END,
+				status_checks = CASE WHEN $2 > ok.attempt THEN $9 ELSE GREATEST(lipsync_jobs.status_checks, $9) END,
+				submitted_at  = CASE WHEN $2 > ok.attempt THEN $10 ELSE COALESCE($10, lipsync_jobs.submitted_at) END,
+				started_at    = CASE WHEN $2 > ok.attempt THEN $11 ELSE COALESCE($11, lipsync_jobs.started_at) END,
+				finished_at   = CASE WHEN $2 > ok.attempt THEN $12 ELSE COALESCE($12, lipsync_jobs.finished_at) END,
 				updated_at    = now()
-			WHERE workflow_id = $1`,
-			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.OutputURL, u.ErrorType, u.ErrorMessage,
-			u.HTTPStatus, u.StatusChecks, u.SubmittedAt, u.StartedAt, u.FinishedAt, u.Attempt > curAttempt)
-		if err != nil {
-			return err
-		}
-		applied = true
-		if !changed {
-			return nil
-		}
-		_, err = tx.Exec(ctx, `
+			FROM ok
+			WHERE lipsync_jobs.workflow_id = $1
+			RETURNING ok.attempt AS old_attempt, ok.status AS old_status, ok.execution_id
+		), event AS (
 			INSERT INTO lipsync_job_events (workflow_id, attempt, status, request_id, message, execution_id)
-			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6)
-			ON CONFLICT DO NOTHING`,
-			u.WorkflowID, u.Attempt, u.Status, u.RequestID, u.Message, exec)
-		return err
-	})
+			SELECT $1, $2, $3, NULLIF($4, ''), NULLIF($15, ''), upd.execution_id FROM upd
+			WHERE $2 > upd.old_attempt OR upd.old_status <> $3
+			ON CONFLICT DO NOTHING
+		)
+		SELECT EXISTS (SELECT 1 FROM cur), EXISTS (SELECT 1 FROM upd)`,
+		u.WorkflowID, u.Attempt, string(u.Status), u.RequestID, u.OutputURL, u.ErrorType, u.ErrorMessage,
+		u.HTTPStatus, u.StatusChecks, u.SubmittedAt, u.StartedAt, u.FinishedAt, rank, u.ExecutionID, u.Message).
+		Scan(&found, &applied)
+	if err == nil && !found {
+		err = ErrNotFound
+	}
 	if errors.Is(err, ErrNotFound) {
 		return false, fmt.Errorf("store: update job %s: %w", u.WorkflowID, ErrNotFound)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chamelaion-lipsync/worker/internal/localpg"
@@ -550,4 +551,40 @@ func TestClaimAccountHoldOnceAmongMany(t *testing.T) {
 	holds, err := st.AccountHolds(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, holds, 1)
+}
+
+// TestConcurrentUpdatesEndAtTheHighestStatus: racing writes of one
+// attempt's statuses (late and duplicated status reads from several
+// workers) leave the row at the highest status, with the most checks, and
+// one event per status reached, whatever the order they commit in; a
+// rank check the store keeps in Go and in SQL must agree for this.
+func TestConcurrentUpdatesEndAtTheHighestStatus(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	for round := range 5 {
+		id := fmt.Sprintf("wf-race-%d", round)
+		require.NoError(t, st.RecordJob(ctx, newJob(id)))
+		order := []store.Status{store.StatusSubmitted, store.StatusQueued, store.StatusQueued, store.StatusProcessing,
+			store.StatusProcessing, store.StatusCompleted, store.StatusCompleted, store.StatusQueued}
+		var wg sync.WaitGroup
+		for i, status := range order {
+			wg.Go(func() {
+				_, err := st.UpdateJob(ctx, store.JobUpdate{WorkflowID: id, Attempt: 1, Status: status, StatusChecks: i + 1, RequestID: "req-1"})
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+		j, err := st.GetJob(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, store.StatusCompleted, j.Status)
+		evs := statuses(t, st, id)
+		require.Equal(t, "1:pending", evs[0])
+		require.Equal(t, "1:completed", evs[len(evs)-1])
+		seen := map[string]bool{}
+		for _, e := range evs {
+			require.False(t, seen[e], "event %s twice: %v", e, evs)
+			seen[e] = true
+		}
+	}
 }

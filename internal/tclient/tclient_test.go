@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/chamelaion-lipsync/worker/config"
 )
@@ -75,4 +76,29 @@ func TestBadTLSFilesNameTheVariable(t *testing.T) {
 	_, err = config.Load()
 	require.ErrorAs(t, err, &cerr)
 	require.Contains(t, []string{"TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"}, cerr.Variable)
+}
+
+// TestRequestsAreNotCompressedByDefault: the worker's payloads are
+// encrypted, which gzip cannot shrink, so requests go uncompressed unless
+// TEMPORAL_GRPC_COMPRESSION=gzip asks for the SDK's default.
+func TestRequestsAreNotCompressedByDefault(t *testing.T) {
+	cfg, err := config.Load()
+	require.NoError(t, err)
+	opts, err := Options(cfg, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	require.IsType(t, &client.GrpcCompressionNone{}, opts.ConnectionOptions.GrpcCompression)
+
+	t.Setenv("TEMPORAL_GRPC_COMPRESSION", "gzip")
+	cfg, err = config.Load()
+	require.NoError(t, err)
+	opts, err = Options(cfg, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	require.Nil(t, opts.ConnectionOptions.GrpcCompression, "the SDK's default, gzip")
+
+	t.Setenv("TEMPORAL_GRPC_COMPRESSION", "zstd")
+	cfg, err = config.Load()
+	if err == nil {
+		err = cfg.ValidateWorker()
+	}
+	require.ErrorContains(t, err, "TEMPORAL_GRPC_COMPRESSION")
 }
