@@ -289,24 +289,24 @@ type PriorRuns struct {
 // attempt of the given execution submits.
 func (s *Store) PriorRuns(ctx context.Context, workflowID, executionID string, attempt int) (PriorRuns, error) {
 	var p PriorRuns
-	var status Status
+	var last *time.Time
+	var status, recorded *string
+	// One round trip: the latest event of another execution, and the
+	// request this execution's attempt recorded.
 	err := s.pool.QueryRow(ctx, `
-		SELECT occurred_at, status FROM lipsync_job_events
-		WHERE workflow_id = $1 AND execution_id IS DISTINCT FROM NULLIF($2, '')
-		ORDER BY occurred_at DESC, id DESC LIMIT 1`, workflowID, executionID).Scan(&p.EarlierLast, &status)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
+		SELECT e.occurred_at, e.status,
+			(SELECT request_id FROM lipsync_jobs WHERE workflow_id = $1 AND execution_id = $2 AND attempt = $3)
+		FROM (SELECT 1) AS one
+		LEFT JOIN LATERAL (
+			SELECT occurred_at, status FROM lipsync_job_events
+			WHERE workflow_id = $1 AND execution_id IS DISTINCT FROM NULLIF($2, '')
+			ORDER BY occurred_at DESC, id DESC LIMIT 1
+		) AS e ON true`, workflowID, executionID, max(attempt, 1)).Scan(&last, &status, &recorded)
+	if err != nil {
 		return PriorRuns{}, fmt.Errorf("store: earlier runs of %s: %w", workflowID, err)
-	default:
-		p.Earlier, p.EarlierEnded = true, status.Terminal()
 	}
-	var recorded *string
-	err = s.pool.QueryRow(ctx, `
-		SELECT request_id FROM lipsync_jobs
-		WHERE workflow_id = $1 AND execution_id = $2 AND attempt = $3`, workflowID, executionID, max(attempt, 1)).Scan(&recorded)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return PriorRuns{}, fmt.Errorf("store: the recorded request of %s: %w", workflowID, err)
+	if last != nil && status != nil {
+		p.Earlier, p.EarlierLast, p.EarlierEnded = true, *last, Status(*status).Terminal()
 	}
 	if recorded != nil {
 		p.Recorded = *recorded
