@@ -93,7 +93,7 @@ func (c *Client) Submit(ctx context.Context, job Job) (*Run, error) {
 		StaticSummary: fmt.Sprintf("lip-sync job `%s`", job.ReferenceID),
 		// The job's search attributes from its first moment: the workflow
 		// need not upsert them (an event and a visibility write saved).
-		TypedSearchAttributes: workflows.StartAttributes(job.ReferenceID, time.Now()),
+		TypedSearchAttributes: workflows.StartAttributes(job.ReferenceID, job.BatchID, time.Now()),
 	}
 	run, err := c.temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, job)
 	var invalid *serviceerror.InvalidArgument

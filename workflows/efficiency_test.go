@@ -43,7 +43,7 @@ func upsertedKeys(t *testing.T, start *temporal.SearchAttributes) [][]string {
 // language's client, a batch's child) upserts them itself, as before.
 func TestAJobStartedWithItsAttributesDoesNotUpsertThem(t *testing.T) {
 	in := testInput()
-	start := StartAttributes(in.ReferenceID, time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	start := StartAttributes(in.ReferenceID, in.BatchID, time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	with := upsertedKeys(t, &start)
 	without := upsertedKeys(t, nil)
 	require.Len(t, with, len(without)-1, "one upsert fewer: %v against %v", with, without)
@@ -52,6 +52,9 @@ func TestAJobStartedWithItsAttributesDoesNotUpsertThem(t *testing.T) {
 	require.Contains(t, with[0], AttrRequestID.GetName(), "the first upsert is the submission's")
 
 	// Attributes of another job are not taken for this one's.
-	other := StartAttributes("someone-else", time.Now())
+	other := StartAttributes("someone-else", "", time.Now())
 	require.Len(t, upsertedKeys(t, &other), len(without))
+	// Nor those of the same reference_id in another batch.
+	batch := StartAttributes(in.ReferenceID, "another-batch", time.Now())
+	require.Len(t, upsertedKeys(t, &batch), len(without))
 }

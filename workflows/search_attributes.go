@@ -115,14 +115,18 @@ func (j *job) adoptStartAttributes(ctx workflow.Context) {
 }
 
 // StartAttributes are the search attributes a client sets when it starts
-// a job's workflow (referenceID, status pending since now): the workflow
-// then need not upsert them itself.
-func StartAttributes(referenceID string, now time.Time) temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
+// a job's workflow (its reference_id, its batch if any, status pending
+// since now): the workflow then need not upsert them itself.
+func StartAttributes(referenceID, batchID string, now time.Time) temporal.SearchAttributes {
+	updates := []temporal.SearchAttributeUpdate{
 		AttrReferenceID.ValueSet(referenceID),
 		AttrStatus.ValueSet("pending"),
 		AttrStatusSince.ValueSet(now.UTC()),
-	)
+	}
+	if batchID != "" {
+		updates = append(updates, AttrBatchID.ValueSet(batchID))
+	}
+	return temporal.NewSearchAttributes(updates...)
 }
 
 // details is the Web UI's current-details text.
