@@ -67,7 +67,7 @@ func (c Config) validateWorkerSecurity() error {
 		return &Error{"MEDIA_MAX_BYTES", "must be a positive number of bytes, such as 1073741824"}
 	}
 	if c.Worker.WorkflowCacheSize < 1 {
-		return &Error{"WORKFLOW_CACHE_SIZE", "must be a positive whole number, such as 10000"}
+		return &Error{"WORKFLOW_CACHE_SIZE", "must be a positive whole number, such as 2000"}
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func TestMediaRootAndCacheSettings(t *testing.T) {
 	require.NoError(t, c.ValidateWorker())
 	require.Empty(t, c.Worker.MediaRoot, "file:// media are off by default")
 	require.Equal(t, int64(1<<30), c.Worker.MediaMaxBytes)
-	require.Equal(t, 10000, c.Worker.WorkflowCacheSize)
+	require.Equal(t, 2000, c.Worker.WorkflowCacheSize, "a bounded cache keeps the worker within 256 MiB")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
