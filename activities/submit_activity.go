@@ -136,9 +136,12 @@ func (a *Activities) Submit(ctx context.Context, in SubmitInput) (SubmitResult, 
 	case known:
 		p.unanswered()
 	case attempt > 1:
-		// The previous attempt left nothing (it died before its first
-		// heartbeat, or ran on an older worker): assume the worst.
-		p = attemptProgress{FirstAttemptAt: now, Look: true, LookAfter: now.Add(a.SubmitSettle)}
+		// The previous attempt left nothing (a first attempt that died
+		// with its request perhaps in flight, or one that ran on an older
+		// worker): assume the worst. It died no later than one
+		// StartToClose before this attempt began, so the retry budget
+		// counts from then at the latest.
+		p = attemptProgress{FirstAttemptAt: now.Add(-activity.GetInfo(ctx).StartToCloseTimeout), Look: true, LookAfter: now.Add(a.SubmitSettle)}
 		p.unanswered()
 	default:
 		p = attemptProgress{FirstAttemptAt: now}

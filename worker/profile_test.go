@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chamelaion-lipsync/worker/config"
 )
 
 // TestProfilesAreServedOnTheirOwnAddress: PROFILE_ADDR serves the heap
@@ -40,5 +43,20 @@ func TestProfilesAreServedOnTheirOwnAddress(t *testing.T) {
 	}
 	if code, _ := get("/metrics"); code != http.StatusNotFound {
 		t.Fatalf("/metrics on the profile address: %d, want 404", code)
+	}
+}
+
+// TestProfilesServedBeyondThisMachineAreWarnedOf: PROFILE_ADDR on every
+// interface or a routable address is warned of at start-up; loopback and
+// off are not.
+func TestProfilesServedBeyondThisMachineAreWarnedOf(t *testing.T) {
+	for addr, warned := range map[string]bool{"0.0.0.0:6060": true, ":6060": true, "10.1.2.3:6060": true, "127.0.0.1:6060": false, "off": false} {
+		var buf bytes.Buffer
+		var cfg config.Config
+		cfg.Worker.ProfileAddr, cfg.Worker.MetricsAddr = addr, "127.0.0.1:9090"
+		warnAtStartUp(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "PROFILE_ADDR"); got != warned {
+			t.Errorf("PROFILE_ADDR=%s: warned %v, want %v (%s)", addr, got, warned, buf.String())
+		}
 	}
 }

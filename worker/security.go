@@ -29,4 +29,9 @@ func warnAtStartUp(cfg config.Config, logger *slog.Logger) {
 			logger.Info("/metrics, /livez and /readyz are served on every interface (METRICS_ADDR); they carry no secret, but keep the port off the internet", "addr", cfg.Worker.MetricsAddr)
 		}
 	}
+	if host, _, err := net.SplitHostPort(cfg.Worker.ProfileAddr); err == nil {
+		if ip := net.ParseIP(host); host == "" || ip == nil || !ip.IsLoopback() {
+			logger.Warn("Go's profiles are served beyond this machine (PROFILE_ADDR): anyone who reaches the port can take CPU profiles and traces, which cost the worker CPU; serve them on 127.0.0.1", "addr", cfg.Worker.ProfileAddr)
+		}
+	}
 }

@@ -28,10 +28,13 @@ func storeActivityOptions(ctx workflow.Context) workflow.Context {
 
 // storeLocalOptions are the options of a database write run as a local
 // activity (a run of the job epoch records its job that way): retried as
-// the store activities are, for as long as the database is away.
+// the store activities are for half a minute, within the workflow task
+// and with nothing in the history; the caller goes on with an activity
+// when the database is away longer.
 func storeLocalOptions(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,

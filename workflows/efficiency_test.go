@@ -58,3 +58,35 @@ func TestAJobStartedWithItsAttributesDoesNotUpsertThem(t *testing.T) {
 	batch := StartAttributes(in.ReferenceID, "another-batch", time.Now())
 	require.Len(t, upsertedKeys(t, &batch), len(without))
 }
+
+// TestAJobIsRecordedThroughADatabaseOutage: RecordJob runs as a local
+// activity, whose retries last half a minute; a database away for longer
+// (here ten failures, about 45 s of backoff) is waited for by an activity
+// the server retries, and the job completes (before: the local activity
+// gave up after 15 s and the job failed with no row and no escalation).
+func TestAJobIsRecordedThroughADatabaseOutage(t *testing.T) {
+	h := newHarness(t, testSettings())
+	h.recordFails = 10
+	h.submitReturns()
+	h.statusReturns(sequence(chamelaion.StatusCompleted))
+	res, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Equal(t, "completed", res.Status)
+	require.Zero(t, h.recordFails)
+	require.Len(t, h.recorded, 1)
+	require.Greater(t, h.submits[0].Sub(h.start), 30*time.Second, "the submission waited for the record, beyond the local activity's half minute")
+}
+
+// TestTheExecutionIsNamedAfterItsFirstRun: the name a workflow task gives
+// the execution does not change when the task is retried (its local
+// activity may already have written the row under it).
+func TestTheExecutionIsNamedAfterItsFirstRun(t *testing.T) {
+	h := newHarness(t, testSettings())
+	h.submitReturns()
+	h.statusReturns(sequence(chamelaion.StatusCompleted))
+	_, err := h.run(testInput())
+	require.NoError(t, err)
+	require.Len(t, h.recorded, 1)
+	require.NotEmpty(t, h.recorded[0].ExecutionID)
+	require.Equal(t, "default-test-run-id", h.recorded[0].ExecutionID, "the test environment's run ID")
+}

@@ -80,9 +80,15 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 		// marker for both.
 		var executionID string
 		if j.epoch >= 1 {
+			// The execution is named after its first run: a workflow task
+			// retried after its local activity wrote the row (its worker
+			// died before completing it) names it alike, where a random
+			// name would make the row look taken over by another
+			// execution.
+			firstRun := workflow.GetInfo(ctx).WorkflowExecution.RunID
 			var sv startValues
 			if err := workflow.SideEffect(ctx, func(workflow.Context) any {
-				return startValues{Settings: defaults.withOverrides(in), ExecutionID: uuid.NewString()}
+				return startValues{Settings: defaults.withOverrides(in), ExecutionID: firstRun}
 			}).Get(&sv); err != nil {
 				return LipSyncResult{}, fmt.Errorf("record settings: %w", err)
 			}
@@ -462,19 +468,40 @@ func (j *job) record(ctx workflow.Context) error {
 		in.ExecutionID, in.Attempt = j.state.ExecutionID, j.state.Attempt
 		summary = fmt.Sprintf("record attempt %d", j.state.Attempt)
 	}
-	var f workflow.Future
 	if j.epoch >= 1 {
 		// A local activity: the write runs in the workflow task and costs
 		// the history one marker, not an activity's three events and a
-		// workflow task of its own.
-		f = workflow.ExecuteLocalActivity(storeLocalOptions(ctx, summary), a.RecordJob, in)
-	} else {
-		f = workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), summary), a.RecordJob, in)
+		// workflow task of its own. A database away longer than the local
+		// activity's half minute of retries is waited for as before, by
+		// an activity the server retries for as long as it takes (the
+		// failure is in the marker, so a replay takes the same path).
+		err := workflow.ExecuteLocalActivity(storeLocalOptions(ctx, summary), a.RecordJob, in).Get(ctx, nil)
+		if err == nil {
+			return nil
+		}
+		if !retriedByStore(err) {
+			return fmt.Errorf("record job: %w", err)
+		}
+		workflow.GetLogger(ctx).Warn("could not record the job within half a minute; retrying until the database answers", "Error", err)
 	}
-	if err := f.Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(withSummary(j.storeOptions(ctx), summary), a.RecordJob, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("record job: %w", err)
 	}
 	return nil
+}
+
+// retriedByStore says whether a failed local store activity is one the
+// store activity's retry policy would retry: anything but invalid input
+// or a cancellation.
+func retriedByStore(err error) bool {
+	if temporal.IsCanceledError(err) {
+		return false
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type() != activities.TypeInvalidInput
+	}
+	return true
 }
 
 func (j *job) submit(ctx workflow.Context) error {

@@ -66,6 +66,8 @@ type harness struct {
 	// notifyFails how many NotifyHuman calls fail.
 	escalateAnswersLost int
 	notifyFails         int
+	// recordFails is how many RecordJob calls fail as a database away.
+	recordFails int
 }
 
 func newHarness(t *testing.T, s Settings) *harness {
@@ -79,6 +81,10 @@ func newHarness(t *testing.T, s Settings) *harness {
 	h := &harness{t: t, env: env, start: env.Now()}
 	env.OnActivity(a.RecordJob, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RecordJobInput) error {
+			if h.recordFails > 0 {
+				h.recordFails--
+				return temporal.NewApplicationError("store: record job: connection refused", activities.TypeStoreUnavailable)
+			}
 			h.recorded = append(h.recorded, in)
 			return nil
 		})
