@@ -79,7 +79,8 @@ func TestAJobIsRecordedThroughADatabaseOutage(t *testing.T) {
 
 // TestTheExecutionIsNamedAfterItsFirstRun: the name a workflow task gives
 // the execution does not change when the task is retried (its local
-// activity may already have written the row under it).
+// activity may already have written the row under it): it is derived from
+// the run, and another run or start gets another.
 func TestTheExecutionIsNamedAfterItsFirstRun(t *testing.T) {
 	h := newHarness(t, testSettings())
 	h.submitReturns()
@@ -87,6 +88,9 @@ func TestTheExecutionIsNamedAfterItsFirstRun(t *testing.T) {
 	_, err := h.run(testInput())
 	require.NoError(t, err)
 	require.Len(t, h.recorded, 1)
-	require.NotEmpty(t, h.recorded[0].ExecutionID)
-	require.Equal(t, "default-test-run-id", h.recorded[0].ExecutionID, "the test environment's run ID")
+	require.Equal(t, executionName("default-test-run-id", h.start), h.recorded[0].ExecutionID, "the test environment's run ID and start")
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	require.Equal(t, executionName("run-1", start), executionName("run-1", start))
+	require.NotEqual(t, executionName("run-1", start), executionName("run-2", start))
+	require.NotEqual(t, executionName("run-1", start), executionName("run-1", start.Add(time.Nanosecond)))
 }

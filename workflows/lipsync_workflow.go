@@ -85,10 +85,11 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 			// died before completing it) names it alike, where a random
 			// name would make the row look taken over by another
 			// execution.
-			firstRun := workflow.GetInfo(ctx).WorkflowExecution.RunID
+			info := workflow.GetInfo(ctx)
+			name := executionName(info.WorkflowExecution.RunID, info.WorkflowStartTime)
 			var sv startValues
 			if err := workflow.SideEffect(ctx, func(workflow.Context) any {
-				return startValues{Settings: defaults.withOverrides(in), ExecutionID: firstRun}
+				return startValues{Settings: defaults.withOverrides(in), ExecutionID: name}
 			}).Get(&sv); err != nil {
 				return LipSyncResult{}, fmt.Errorf("record settings: %w", err)
 			}
@@ -162,6 +163,15 @@ func (w *Workflows) lipSync(ctx workflow.Context, j *job) (LipSyncResult, error)
 				ReasonAbandoned, nil, esc.details)
 		}
 	}
+}
+
+// executionName names a job's execution after its first run: a UUID
+// derived from the run's ID and start time, the same however often the
+// run's first workflow task is tried, and another for every new start of
+// the workflow (a run ID never repeats; the start time tells apart the
+// executions of test environments, which all share one run ID).
+func executionName(runID string, started time.Time) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte("lipsync-execution/"+runID+"/"+started.UTC().Format(time.RFC3339Nano))).String()
 }
 
 // startValues are what a run of the epoch records in one side effect when
