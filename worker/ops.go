@@ -63,15 +63,21 @@ func serveOps(addr string, m *metrics.Metrics, tc healthChecker, st pinger, logg
 		return nil, fmt.Errorf("METRICS_ADDR: listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute}
+	logger.Info("serving /metrics, /livez and /readyz (also /healthz)", "addr", ln.Addr().String())
+	return serveUntilStopped(srv, ln, logger, "metrics server"), nil
+}
+
+// serveUntilStopped serves srv on ln in the background and returns the
+// function that stops it (in-flight requests get 3 s).
+func serveUntilStopped(srv *http.Server, ln net.Listener, logger *slog.Logger, what string) func() {
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server stopped", "error", err)
+			logger.Error(what+" stopped", "error", err)
 		}
 	}()
-	logger.Info("serving /metrics, /livez and /readyz (also /healthz)", "addr", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	}, nil
+	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,15 +25,6 @@ func serveProfiles(addr string, logger *slog.Logger) (func(), error) {
 	}
 	// No write timeout: a CPU profile answers after the seconds it asks.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("profile server stopped", "error", err)
-		}
-	}()
 	logger.Info("serving Go's profiles on /debug/pprof/ (PROFILE_ADDR)", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
+	return serveUntilStopped(srv, ln, logger, "profile server"), nil
 }

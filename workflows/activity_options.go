@@ -17,13 +17,19 @@ import (
 func storeActivityOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
-		},
+		RetryPolicy:         storeRetryPolicy(),
 	})
+}
+
+// storeRetryPolicy is how database writes are retried: backing off to a
+// minute, for as long as the database is away, never on invalid input.
+func storeRetryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
+	}
 }
 
 // storeLocalOptions are the options of a database write run as a local
@@ -35,13 +41,8 @@ func storeLocalOptions(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.TypeInvalidInput},
-		},
-		Summary: summary,
+		RetryPolicy:            storeRetryPolicy(),
+		Summary:                summary,
 	})
 }
 
